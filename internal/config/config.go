@@ -1,0 +1,228 @@
+// Package config owns openivs's settings: their defaults, validation, and
+// loading from a YAML file (--config), OPENIVS_* environment variables and
+// command-line flags, in that order of increasing precedence.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds every setting of `openivs serve`.
+type Config struct {
+	DataDir    string // --data-dir: state, generated TLS cert, credentials, recordings
+	HTTPAddr   string // --http-addr: APIs, playback, player, console
+	HTTPSAddr  string // --https-addr: the same handler over TLS (HTTP/2); empty = off
+	RTMPAddr   string // --rtmp-addr
+	RTMPSAddr  string // --rtmps-addr
+	SRTAddr    string // --srt-addr (UDP)
+	Region     string // --region
+	AccountID  string // --account-id (12 digits)
+	PublicHost string // --public-host: host in ingestEndpoint / playbackUrl
+
+	EventWebhooks []string // --event-webhook, repeatable
+
+	ConfigFile string // --config: the YAML file these settings were read from
+	TLSCert    string // --tls-cert: PEM certificate for RTMPS/HTTPS
+	TLSKey     string // --tls-key: PEM private key for RTMPS/HTTPS
+
+	// Store is "sqlite" (embedded, in DataDir) or a postgres:// DSN.
+	Store     string
+	LogLevel  string // debug, info, warn, error
+	LogFormat string // text, json
+
+	MaxBodyBytes      int64
+	DisableRateLimits bool
+	NATSURL           string // empty: no NATS
+
+	// StreamIdleTimeout ends a live stream that receives no data this long
+	// (--stream-idle-timeout; IVS: 30 s). Tests shorten it.
+	StreamIdleTimeout time.Duration
+
+	// Root API credentials, from OPENIVS_ACCESS_KEY_ID /
+	// OPENIVS_SECRET_ACCESS_KEY only (never a flag: command lines leak).
+	// Empty means the app reads or generates DATA_DIR/credentials.
+	AccessKeyID     string
+	SecretAccessKey string
+
+	// Quotas override IVS's default resource quotas by name (QuotaNames).
+	Quotas map[string]int
+	// RateLimits override per-operation requests per second by operation name.
+	RateLimits map[string]float64
+}
+
+// Environment variables for the root credentials.
+const (
+	EnvAccessKeyID     = "OPENIVS_ACCESS_KEY_ID"
+	EnvSecretAccessKey = "OPENIVS_SECRET_ACCESS_KEY"
+)
+
+// QuotaNames are the keys accepted under `quotas:`.
+var QuotaNames = []string{
+	"channels",
+	"stream-keys-per-channel",
+	"playback-key-pairs",
+	"playback-restriction-policies",
+	"restriction-policy-countries",
+	"restriction-policy-origins",
+	"recording-configurations",
+	"concurrent-streams",
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		DataDir:           "./data",
+		HTTPAddr:          "127.0.0.1:8080",
+		RTMPAddr:          "127.0.0.1:1935",
+		RTMPSAddr:         "127.0.0.1:1936",
+		SRTAddr:           "127.0.0.1:9000",
+		Region:            "us-west-2",
+		AccountID:         "123456789012",
+		PublicHost:        "localhost",
+		Store:             "sqlite",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		MaxBodyBytes:      1 << 20,
+		StreamIdleTimeout: 30 * time.Second,
+	}
+}
+
+var (
+	regionPattern    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
+	hostPattern      = regexp.MustCompile(`^[A-Za-z0-9.\-_:%]+$`) // IPv6 without brackets
+)
+
+// Validate reports every invalid setting, one per line.
+func (c *Config) Validate() error {
+	var errs []error
+	addr := func(flag, v string, optional bool) {
+		if v == "" {
+			if !optional {
+				errs = append(errs, fmt.Errorf("--%s: an address (host:port) is required", flag))
+			}
+			return
+		}
+		if err := validateAddr(v); err != nil {
+			errs = append(errs, fmt.Errorf("--%s %q: %w", flag, v, err))
+		}
+	}
+	addr("http-addr", c.HTTPAddr, false)
+	addr("https-addr", c.HTTPSAddr, true)
+	addr("rtmp-addr", c.RTMPAddr, false)
+	addr("rtmps-addr", c.RTMPSAddr, false)
+	addr("srt-addr", c.SRTAddr, false)
+
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir: must not be empty"))
+	}
+	if !regionPattern.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("--region %q: not an AWS region name (like us-west-2)", c.Region))
+	}
+	if !accountIDPattern.MatchString(c.AccountID) {
+		errs = append(errs, fmt.Errorf("--account-id %q: must be exactly 12 digits", c.AccountID))
+	}
+	if c.PublicHost == "" || !hostPattern.MatchString(c.PublicHost) {
+		errs = append(errs, fmt.Errorf("--public-host %q: must be a bare host name or IP address (no scheme, path or port)", c.PublicHost))
+	} else if strings.Count(c.PublicHost, ":") == 1 {
+		errs = append(errs, fmt.Errorf("--public-host %q: must not include a port", c.PublicHost))
+	}
+	for _, w := range c.EventWebhooks {
+		u, err := url.Parse(w)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--event-webhook %q: must be an http:// or https:// URL", w))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key must be given together"))
+	}
+	if c.Store != "sqlite" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		errs = append(errs, fmt.Errorf("--store: must be \"sqlite\" or a postgres:// URL, got %q", redactDSN(c.Store)))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: must be debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be positive", c.MaxBodyBytes))
+	}
+	if c.NATSURL != "" {
+		for _, one := range strings.Split(c.NATSURL, ",") {
+			if u, err := url.Parse(strings.TrimSpace(one)); err != nil || u.Scheme == "" || u.Host == "" {
+				errs = append(errs, fmt.Errorf("--nats-url %q: must be a URL like nats://host:4222", one))
+			}
+		}
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		errs = append(errs, fmt.Errorf("%s and %s must be set together", EnvAccessKeyID, EnvSecretAccessKey))
+	}
+	for _, name := range sortedKeys(c.Quotas) {
+		if !isQuotaName(name) {
+			errs = append(errs, fmt.Errorf("quotas: unknown quota %q (known: %s)", name, strings.Join(QuotaNames, ", ")))
+		} else if c.Quotas[name] < 0 {
+			errs = append(errs, fmt.Errorf("quotas: %s must not be negative", name))
+		}
+	}
+	for _, name := range sortedKeys(c.RateLimits) {
+		if v := c.RateLimits[name]; !(v > 0) {
+			errs = append(errs, fmt.Errorf("rate-limits: %s must be a positive number of requests per second", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateAddr(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("not host:port (use :0 for a free port)")
+	}
+	if host != "" && strings.ContainsAny(host, " /") {
+		return errors.New("invalid host")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func isQuotaName(name string) bool {
+	for _, q := range QuotaNames {
+		if q == name {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// redactDSN hides a password in a store DSN for error messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	return u.Redacted()
+}

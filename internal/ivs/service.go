@@ -1,0 +1,451 @@
+// Package ivs is the IVS low-latency control plane: channels, stream keys,
+// recording configurations, playback key pairs, playback restriction
+// policies, streams and stream sessions, viewer-session revocations and tags,
+// served through the shared AWS REST-JSON layer with IVS's rules.
+package ivs
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/openivs/openivs/internal/awsapi"
+	"github.com/openivs/openivs/internal/store"
+)
+
+// Resource kinds; each is also the resource type in its ARN.
+const (
+	KindChannel           = "channel"
+	KindStreamKey         = "stream-key"
+	KindPlaybackKeyPair   = "playback-key"
+	KindRecordingConfig   = "recording-configuration"
+	KindRestrictionPolicy = "playback-restriction-policy"
+	// Kinds that have no ARN of their own in the API.
+	KindStream           = "stream"            // one per live channel; parent = channel
+	KindStreamSession    = "stream-session"    // history; parent = channel
+	KindViewerRevocation = "viewer-revocation" // parent = channel
+)
+
+// Config wires the service.
+type Config struct {
+	Store     store.Store
+	Region    string
+	AccountID string
+	// IngestEndpoint is host:port of the RTMPS ingest as encoders reach it;
+	// it is the channel's ingestEndpoint (rtmps://<it>/app/<streamKey>).
+	IngestEndpoint string
+	// SRTEndpoint is host:port of the SRT ingest (the channel's srt.endpoint).
+	SRTEndpoint string
+	// PlaybackBaseURL is scheme://host:port that viewers reach playback on.
+	PlaybackBaseURL string
+	Quotas          Quotas
+	// RateLimits are per-operation requests per second (DefaultRateLimits).
+	RateLimits map[string]float64
+	Logger     *slog.Logger
+}
+
+// Quotas are IVS's resource quotas (spec 05 §6.2), all configurable.
+type Quotas struct {
+	Channels                    int
+	StreamKeysPerChannel        int
+	PlaybackKeyPairs            int
+	PlaybackRestrictionPolicies int
+	RestrictionPolicyCountries  int
+	RestrictionPolicyOrigins    int
+	RecordingConfigurations     int
+	ConcurrentStreams           int
+}
+
+// DefaultQuotas are IVS's defaults.
+func DefaultQuotas() Quotas {
+	return Quotas{
+		Channels:                    5000,
+		StreamKeysPerChannel:        1,
+		PlaybackKeyPairs:            3,
+		PlaybackRestrictionPolicies: 3,
+		RestrictionPolicyCountries:  200,
+		RestrictionPolicyOrigins:    5,
+		RecordingConfigurations:     20,
+		ConcurrentStreams:           100,
+	}
+}
+
+// Set changes one quota by its configuration name (as in the YAML file).
+func (q *Quotas) Set(name string, v int) error {
+	if v < 0 {
+		return fmt.Errorf("quota %s: must not be negative", name)
+	}
+	fields := map[string]*int{
+		"channels":                      &q.Channels,
+		"stream-keys-per-channel":       &q.StreamKeysPerChannel,
+		"playback-key-pairs":            &q.PlaybackKeyPairs,
+		"playback-restriction-policies": &q.PlaybackRestrictionPolicies,
+		"restriction-policy-countries":  &q.RestrictionPolicyCountries,
+		"restriction-policy-origins":    &q.RestrictionPolicyOrigins,
+		"recording-configurations":      &q.RecordingConfigurations,
+		"concurrent-streams":            &q.ConcurrentStreams,
+	}
+	f, ok := fields[name]
+	if !ok {
+		return fmt.Errorf("unknown quota %q", name)
+	}
+	*f = v
+	return nil
+}
+
+// DefaultRateLimits are IVS's API call-rate quotas in requests per second
+// per account (spec 05 §6.1). PutMetadata is further limited per channel.
+func DefaultRateLimits() map[string]float64 {
+	limits := map[string]float64{}
+	set := func(tps float64, ops ...string) {
+		for _, op := range ops {
+			limits[op] = tps
+		}
+	}
+	set(5, "BatchGetChannel", "CreateChannel", "DeleteChannel", "GetChannel", "ListChannels", "UpdateChannel")
+	set(5, "CreatePlaybackRestrictionPolicy", "DeletePlaybackRestrictionPolicy", "GetPlaybackRestrictionPolicy",
+		"ListPlaybackRestrictionPolicies", "UpdatePlaybackRestrictionPolicy")
+	set(3, "DeletePlaybackKeyPair", "GetPlaybackKeyPair", "ImportPlaybackKeyPair", "ListPlaybackKeyPairs")
+	set(2, "BatchStartViewerSessionRevocation")
+	set(10, "StartViewerSessionRevocation")
+	set(3, "CreateRecordingConfiguration", "DeleteRecordingConfiguration", "GetRecordingConfiguration",
+		"ListRecordingConfigurations")
+	set(5, "GetStream", "GetStreamSession", "ListStreams", "ListStreamSessions", "StopStream")
+	set(155, "PutMetadata")
+	set(5, "BatchGetStreamKey", "CreateStreamKey", "DeleteStreamKey", "GetStreamKey", "ListStreamKeys")
+	set(10, "ListTagsForResource", "TagResource", "UntagResource")
+	return limits
+}
+
+// PutMetadataPerChannelTPS is the per-channel PutMetadata rate (spec 05 §6.1).
+const PutMetadataPerChannelTPS = 5
+
+// Service implements the IVS API.
+type Service struct {
+	cfg   Config
+	store store.Store
+	log   *slog.Logger
+	model *awsapi.Model
+	// streams reaches live streams; nil until the ingest side is wired.
+	streams StreamControl
+}
+
+// New builds the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("ivs: no store")
+	}
+	if cfg.Region == "" || cfg.AccountID == "" {
+		return nil, errors.New("ivs: region and account id are required")
+	}
+	if cfg.Quotas == (Quotas{}) {
+		cfg.Quotas = DefaultQuotas()
+	}
+	if cfg.RateLimits == nil {
+		cfg.RateLimits = DefaultRateLimits()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	model, err := awsapi.LoadModel("ivs")
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, model: model}, nil
+}
+
+// API returns the service for mounting on an awsapi.Server.
+func (s *Service) API() *awsapi.Service {
+	ops := map[string]awsapi.Handler{
+		"CreateChannel": s.createChannel,
+		"GetChannel": s.getHandler(KindChannel, "channel", func(r *store.Resource) (any, error) {
+			return s.channelOut(r)
+		}),
+		"BatchGetChannel": s.batchGetChannel,
+		"UpdateChannel":   s.updateChannel,
+		"DeleteChannel":   s.deleteChannel,
+		"ListChannels":    s.listChannels,
+
+		"CreateStreamKey": s.createStreamKey,
+		"GetStreamKey": s.getHandler(KindStreamKey, "streamKey", func(r *store.Resource) (any, error) {
+			return streamKeyOut(r, true), nil
+		}),
+		"BatchGetStreamKey": s.batchGetStreamKey,
+		"DeleteStreamKey":   s.deleteHandler(KindStreamKey, nil),
+		"ListStreamKeys":    s.listStreamKeys,
+
+		"ImportPlaybackKeyPair": s.importPlaybackKeyPair,
+		"GetPlaybackKeyPair": s.getHandler(KindPlaybackKeyPair, "keyPair", func(r *store.Resource) (any, error) {
+			return keyPairOut(r, true)
+		}),
+		// DeletePlaybackKeyPair answers 200 with an empty object, not 204.
+		"DeletePlaybackKeyPair": s.deleteHandler(KindPlaybackKeyPair, struct{}{}),
+		"ListPlaybackKeyPairs":  s.listPlaybackKeyPairs,
+
+		"CreatePlaybackRestrictionPolicy": s.createRestrictionPolicy,
+		"GetPlaybackRestrictionPolicy": s.getHandler(KindRestrictionPolicy, "playbackRestrictionPolicy", func(r *store.Resource) (any, error) {
+			return policyOut(r)
+		}),
+		"UpdatePlaybackRestrictionPolicy": s.updateRestrictionPolicy,
+		"DeletePlaybackRestrictionPolicy": s.deleteHandler(KindRestrictionPolicy, nil),
+		"ListPlaybackRestrictionPolicies": s.listRestrictionPolicies,
+
+		"CreateRecordingConfiguration": s.createRecordingConfiguration,
+		"GetRecordingConfiguration": s.getHandler(KindRecordingConfig, "recordingConfiguration", func(r *store.Resource) (any, error) {
+			return recordingOut(r)
+		}),
+		"DeleteRecordingConfiguration": s.deleteHandler(KindRecordingConfig, nil),
+		"ListRecordingConfigurations":  s.listRecordingConfigurations,
+
+		"GetStream":          s.getStream,
+		"ListStreams":        s.listStreams,
+		"StopStream":         s.stopStream,
+		"PutMetadata":        s.putMetadata,
+		"GetStreamSession":   s.getStreamSession,
+		"ListStreamSessions": s.listStreamSessions,
+
+		"StartViewerSessionRevocation":      s.startViewerSessionRevocation,
+		"BatchStartViewerSessionRevocation": s.batchStartViewerSessionRevocation,
+
+		"TagResource":         s.tagResource,
+		"UntagResource":       s.untagResource,
+		"ListTagsForResource": s.listTagsForResource,
+	}
+	return &awsapi.Service{
+		SigningName: "ivs",
+		Model:       s.model,
+		Operations:  ops,
+		RateLimits:  s.cfg.RateLimits,
+		OwnsARN:     s.ownsARN,
+	}
+}
+
+// ownsARN tells the tag routes which ARNs are IVS low-latency resources
+// (the Real-Time API signs with the same service name).
+func (s *Service) ownsARN(arn string) bool {
+	a, ok := parseARN(arn)
+	if !ok {
+		return true // let validation explain what is wrong with it
+	}
+	switch a.Kind {
+	case KindChannel, KindStreamKey, KindPlaybackKeyPair, KindRecordingConfig, KindRestrictionPolicy:
+		return true
+	}
+	return false
+}
+
+// arn builds the ARN of a resource of the caller's account.
+func (s *Service) arn(account, kind, id string) string {
+	return "arn:aws:ivs:" + s.cfg.Region + ":" + account + ":" + kind + "/" + id
+}
+
+// ARN is a parsed IVS ARN.
+type ARN struct {
+	Region, Account, Kind, ID string
+}
+
+func parseARN(s string) (ARN, bool) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] != "aws" || parts[2] != "ivs" {
+		return ARN{}, false
+	}
+	kind, id, ok := strings.Cut(parts[5], "/")
+	if !ok || kind == "" || id == "" || parts[3] == "" || parts[4] == "" {
+		return ARN{}, false
+	}
+	return ARN{Region: parts[3], Account: parts[4], Kind: kind, ID: id}, true
+}
+
+// ParseChannelARN returns the channel id of a channel ARN.
+func ParseChannelARN(s string) (ARN, bool) {
+	a, ok := parseARN(s)
+	return a, ok && a.Kind == KindChannel
+}
+
+// lookup reads a resource of the caller's account, answering
+// ResourceNotFoundException for anything else (another account or region,
+// another kind, or missing).
+func (s *Service) lookup(ctx context.Context, call *awsapi.Call, kind, arn string) (*store.Resource, error) {
+	return s.lookupIn(ctx, call.Account, kind, arn)
+}
+
+func (s *Service) lookupIn(ctx context.Context, account, kind, arn string) (*store.Resource, error) {
+	a, ok := parseARN(arn)
+	if !ok || a.Kind != kind || a.Region != s.cfg.Region || a.Account != account {
+		return nil, notFound(kind, arn)
+	}
+	r, err := s.store.Get(ctx, arn)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, notFound(kind, arn)
+		}
+		return nil, err
+	}
+	if r.Kind != kind || r.Account != account {
+		return nil, notFound(kind, arn)
+	}
+	return r, nil
+}
+
+var kindNames = map[string]string{
+	KindChannel:           "channel",
+	KindStreamKey:         "stream key",
+	KindPlaybackKeyPair:   "playback key pair",
+	KindRecordingConfig:   "recording configuration",
+	KindRestrictionPolicy: "playback restriction policy",
+	KindStreamSession:     "stream session",
+}
+
+func notFound(kind, arn string) *awsapi.Error {
+	return awsapi.NotFound("The %s %s was not found.", kindNames[kind], arn)
+}
+
+// storeError maps store errors that a handler did not handle itself.
+func storeError(err error) error {
+	var missing *store.MissingError
+	var referenced *store.ReferencedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &missing):
+		a, _ := parseARN(missing.ARN)
+		return notFound(a.Kind, missing.ARN)
+	case errors.As(err, &referenced):
+		return awsapi.Conflict("%s is in use by %s.", referenced.ARN, referenced.By)
+	case errors.Is(err, store.ErrNotFound):
+		return awsapi.NotFound("The resource was not found.")
+	case errors.Is(err, store.ErrAlreadyExists):
+		return awsapi.Conflict("The resource already exists.")
+	}
+	return err
+}
+
+const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// randomID returns n random alphanumeric characters (IVS resource ids are 12).
+func randomID(n int) string {
+	out := make([]byte, 0, n)
+	var buf [32]byte
+	for len(out) < n {
+		_, _ = rand.Read(buf[:]) // never fails (crypto/rand contract)
+		for _, b := range buf {
+			// 248 = 4*62: rejecting larger bytes keeps every character equally likely.
+			if b < 248 && len(out) < n {
+				out = append(out, idAlphabet[b%62])
+			}
+		}
+	}
+	return string(out)
+}
+
+// paginate lists one page of q and returns the next token when more remain.
+// filters identifies the listing so a token cannot be replayed elsewhere.
+func paginate(ctx context.Context, st store.Store, call *awsapi.Call, q store.Query, filters string, maxResults *int, defaultMax int, nextToken *string) ([]*store.Resource, *string, error) {
+	token := ""
+	if nextToken != nil {
+		token = *nextToken
+	}
+	cursor, err := call.PageCursor(filters, token)
+	if err != nil {
+		return nil, nil, err
+	}
+	limit := defaultMax
+	if maxResults != nil {
+		limit = *maxResults
+	}
+	q.AfterSeq, q.Limit = cursor, limit+1
+	items, err := st.List(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(items) <= limit {
+		return items, nil, nil
+	}
+	items = items[:limit]
+	next := call.PageToken(filters, items[len(items)-1].Seq)
+	return items, &next, nil
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func tagsOrEmpty(t map[string]string) map[string]string {
+	if t == nil {
+		return map[string]string{}
+	}
+	return t
+}
+
+// listOut is a list response; nextToken is left out on the last page.
+func listOut(key string, items any, next *string) map[string]any {
+	out := map[string]any{key: items}
+	if next != nil {
+		out["nextToken"] = *next
+	}
+	return out
+}
+
+// getHandler serves Get<Resource>: {"arn": …} → {key: render(resource)}.
+func (s *Service) getHandler(kind, key string, render func(*store.Resource) (any, error)) awsapi.Handler {
+	return func(ctx context.Context, call *awsapi.Call) (any, error) {
+		var in struct {
+			Arn string `json:"arn"`
+		}
+		if err := call.Decode(&in); err != nil {
+			return nil, err
+		}
+		r, err := s.lookup(ctx, call, kind, in.Arn)
+		if err != nil {
+			return nil, err
+		}
+		out, err := render(r)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{key: out}, nil
+	}
+}
+
+// deleteReferenced deletes a resource; while a channel still refers to it,
+// IVS answers ConflictException.
+func (s *Service) deleteReferenced(ctx context.Context, kind, arn string) error {
+	err := s.store.Delete(ctx, arn)
+	var referenced *store.ReferencedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &referenced):
+		return awsapi.Conflict("The %s %s is still associated with channel %s; remove it from every channel first.", kindNames[kind], arn, referenced.By)
+	case errors.Is(err, store.ErrNotFound):
+		return notFound(kind, arn)
+	}
+	return storeError(err)
+}
+
+// deleteHandler serves Delete<Resource> for resources that need no check
+// beyond existence and references; response is the body of a success (nil
+// for the operations that answer 204).
+func (s *Service) deleteHandler(kind string, response any) awsapi.Handler {
+	return func(ctx context.Context, call *awsapi.Call) (any, error) {
+		var in struct {
+			Arn string `json:"arn"`
+		}
+		if err := call.Decode(&in); err != nil {
+			return nil, err
+		}
+		if _, err := s.lookup(ctx, call, kind, in.Arn); err != nil {
+			return nil, err
+		}
+		if err := s.deleteReferenced(ctx, kind, in.Arn); err != nil {
+			return nil, err
+		}
+		return response, nil
+	}
+}

@@ -1,0 +1,474 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/openivs/openivs/internal/events"
+	"github.com/openivs/openivs/internal/hls"
+	"github.com/openivs/openivs/internal/ingest"
+	"github.com/openivs/openivs/internal/ivs"
+	"github.com/openivs/openivs/internal/media"
+)
+
+// maxSessionEvents is how many events a session keeps (truncatedEvents).
+const maxSessionEvents = 500
+
+// session is one live stream of a channel, from Session Created to Session
+// Ended; takeovers replace its connection, not the session.
+type session struct {
+	m  *Manager
+	ch *ivs.IngestChannel
+
+	mu        sync.Mutex
+	st        ivs.Stream
+	sess      ivs.StreamSession
+	current   *conn // the connection whose media is live
+	takeovers int
+	tracks    []media.Track
+	hub       *media.Hub
+	// packager turns the source into HLS (BASIC passthrough; the transcoding
+	// issue adds a ladder of them).
+	packager  *hls.Packager
+	streaming bool // Stream Start sent
+	ended     bool
+	endedCh   chan struct{}
+
+	// Health and limits, fed by WriteFrame.
+	lastFrame      time.Time
+	anchorWall     time.Time
+	anchorDTS      time.Duration
+	lastDTS        time.Duration
+	starving       bool
+	window         []sample // bytes received per frame in the bitrate window
+	windowBytes    int64
+	videoFrames    int64
+	firstVideoWall time.Time
+	audioBytes     int64
+	healthDirty    bool
+}
+
+type sample struct {
+	at    time.Time
+	bytes int
+	audio bool
+}
+
+func newSession(m *Manager, ch *ivs.IngestChannel, req ingest.Request, now time.Time) *session {
+	id := newStreamID()
+	start := now.UTC()
+	return &session{
+		m: m, ch: ch, endedCh: make(chan struct{}), lastFrame: now,
+		st: ivs.Stream{ChannelArn: ch.ARN, StreamID: id, StartTime: start, State: "LIVE", Health: "HEALTHY"},
+		sess: ivs.StreamSession{
+			StreamID: id, StartTime: &start, Channel: ch.Snapshot, TruncatedEvents: []ivs.StreamEvent{},
+		},
+	}
+}
+
+// event records a stream event in the session and publishes it. Callers
+// hold s.mu or own s exclusively.
+func (s *session) event(detailType, name, code string, at time.Time) {
+	s.eventWith(detailType, name, code, at, nil)
+}
+
+func (s *session) eventWith(detailType, name, code string, at time.Time, extra map[string]any) {
+	detail := map[string]any{"event_name": name, "channel_name": s.ch.Name, "stream_id": s.st.StreamID}
+	if code != "" {
+		detail["code"] = code
+	}
+	for k, v := range extra {
+		detail[k] = v
+	}
+	s.m.publish(events.New(detailType, s.ch.Account, s.m.cfg.Region, at, detail, s.ch.ARN))
+	// Newest first, as GetStreamSession lists them.
+	ev := ivs.StreamEvent{Name: name, Type: detailType, EventTime: at.UTC(), Code: code}
+	s.sess.TruncatedEvents = append([]ivs.StreamEvent{ev}, s.sess.TruncatedEvents...)
+	if len(s.sess.TruncatedEvents) > maxSessionEvents {
+		s.sess.TruncatedEvents = s.sess.TruncatedEvents[:maxSessionEvents]
+	}
+}
+
+// limitBreach publishes a Limit Breach for this stream.
+func (s *session) limitBreach(name, unit string, limit, value int64, at time.Time) {
+	s.m.publish(events.New(events.LimitBreach, s.ch.Account, s.m.cfg.Region, at, map[string]any{
+		"limit_name": name, "limit_unit": unit, "limit_value": limit, "exceeded_by": value - limit,
+		"channel_name": s.ch.Name, "stream_id": s.st.StreamID,
+	}, s.ch.ARN))
+}
+
+// snapshot copies the session record so it can be written without s.mu.
+// Called with s.mu held.
+func (s *session) snapshot() ivs.StreamSession {
+	sess := s.sess
+	if c := s.sess.IngestConfiguration; c != nil {
+		cp := *c
+		if c.Video != nil {
+			v := *c.Video
+			cp.Video = &v
+		}
+		if c.Audio != nil {
+			a := *c.Audio
+			cp.Audio = &a
+		}
+		sess.IngestConfiguration = &cp
+	}
+	return sess
+}
+
+// save writes the session record in the background. Called with s.mu held.
+func (s *session) save() {
+	sess := s.snapshot()
+	s.m.wg.Add(1) // Close waits for pending writes
+	go func() {
+		defer s.m.wg.Done()
+		if err := s.m.cfg.Channels.SaveSession(context.Background(), s.ch.Account, sess); err != nil {
+			s.m.log.Error("saving stream session", "stream_id", sess.StreamID, "err", err)
+		}
+	}()
+}
+
+// admitTakeover decides whether req may take over this session (spec 05
+// §7.9); the media match is checked when the new connection starts. Called
+// with m.mu held.
+func (s *session) admitTakeover(req ingest.Request) (ingest.Admission, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	cur := s.current
+	switch {
+	case s.ended:
+		return nil, ingest.ErrChannelBusy
+	case !req.HasPriority:
+		return nil, ingest.ErrChannelBusy
+	case req.Priority < 1 || req.Priority > math.MaxInt32 || (cur != nil && cur.hasPriority && req.Priority <= cur.priority):
+		s.event(events.StreamStateChange, "Stream Takeover Failure", "StreamTakeoverInvalidPriority", now)
+		s.save()
+		return nil, ingest.ErrChannelBusy
+	case s.takeovers >= s.m.cfg.TakeoverLimit:
+		s.event(events.StreamStateChange, "Stream Takeover Failure", "StreamTakeoverLimitBreached", now)
+		s.save()
+		return nil, ingest.ErrChannelBusy
+	}
+	return &conn{s: s, priority: req.Priority, hasPriority: true, takeover: true, done: make(chan struct{})}, nil
+}
+
+// conn is one encoder connection of a session: ingest.Admission before
+// Start, ingest.Stream after.
+type conn struct {
+	s           *session
+	priority    int
+	hasPriority bool
+	takeover    bool // not yet the session's current connection
+
+	closeOnce    sync.Once
+	done         chan struct{}
+	discontinued bool // the next frame is the first after a takeover
+}
+
+// Start implements ingest.Admission.
+func (c *conn) Start(tracks []media.Track, encoder string) (ingest.Stream, error) {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.ended {
+		return nil, errEnded
+	}
+	video, audio, err := checkCodecs(tracks)
+	if err != nil {
+		if !c.takeover {
+			s.endLocked(now, "")
+		}
+		return nil, err
+	}
+	if err := s.checkResolution(video, now); err != nil {
+		if !c.takeover {
+			s.endLocked(now, "")
+		}
+		return nil, err
+	}
+	if c.takeover {
+		if !sameMedia(s.tracks, tracks) {
+			s.event(events.StreamStateChange, "Stream Takeover Failure", "StreamTakeoverMediaMismatch", now)
+			s.save()
+			return nil, errors.New("live: takeover media does not match the stream")
+		}
+		if old := s.current; old != nil {
+			old.stop()
+		}
+		s.current, c.takeover, c.discontinued = c, false, true
+		s.takeovers++
+		s.event(events.StreamStateChange, "Stream Takeover", "", now)
+		s.save()
+		return c, nil
+	}
+	s.tracks = tracks
+	s.hub = media.NewHub(tracks, media.HubOptions{})
+	s.startPackager(now)
+	s.sess.IngestConfiguration = ingestConfiguration(video, audio, encoder)
+	s.lastFrame, s.anchorWall = now, now
+	s.save()
+	return c, nil
+}
+
+// Abort implements ingest.Admission.
+func (c *conn) Abort(reason error) { c.Close(reason) }
+
+// Done implements ingest.Stream.
+func (c *conn) Done() <-chan struct{} { return c.done }
+
+func (c *conn) stop() { c.closeOnce.Do(func() { close(c.done) }) }
+
+// Close implements ingest.Stream: the connection is gone. If it carried the
+// session, the session ends; a connection that was taken over ends alone.
+func (c *conn) Close(reason error) {
+	c.stop()
+	s := c.s
+	s.mu.Lock()
+	current := s.current == c
+	s.mu.Unlock()
+	if current {
+		s.end("", "")
+	}
+}
+
+// WriteFrame implements ingest.Stream.
+func (c *conn) WriteFrame(f *media.Frame) error {
+	s := c.s
+	s.mu.Lock()
+	if s.ended || s.current != c {
+		s.mu.Unlock()
+		return errEnded
+	}
+	if f.Track < 0 || f.Track >= len(s.tracks) {
+		s.mu.Unlock()
+		return fmt.Errorf("live: frame for track %d of a %d-track stream", f.Track, len(s.tracks))
+	}
+	if c.discontinued {
+		f.Discontinuity, c.discontinued = true, false
+	}
+	now := f.Wall
+	if now.IsZero() {
+		now = time.Now()
+	}
+	breach := s.account(f, now)
+	hub := s.hub
+	s.mu.Unlock()
+	if breach {
+		s.end("", "")
+		return errEnded
+	}
+	hub.Write(f)
+	return nil
+}
+
+// account updates health and bitrate figures with one frame and reports a
+// bitrate limit breach. Called with s.mu held.
+func (s *session) account(f *media.Frame, now time.Time) bool {
+	isAudio := s.tracks[f.Track].Kind == media.Audio
+	if !isAudio {
+		if s.videoFrames == 0 {
+			s.firstVideoWall = now
+		}
+		s.videoFrames++
+		s.lastDTS = f.DTS
+		if s.starving {
+			// Data flows again: measure against a fresh anchor.
+			s.starving, s.healthDirty = false, true
+			s.anchorWall, s.anchorDTS = now, f.DTS
+			s.st.Health = "HEALTHY"
+			s.event(events.StreamHealthChange, "Starvation End", "", now)
+		}
+	} else {
+		s.audioBytes += int64(f.Size())
+	}
+	s.lastFrame = now
+	s.window = append(s.window, sample{at: now, bytes: f.Size(), audio: isAudio})
+	s.windowBytes += int64(f.Size())
+	cut := 0
+	for cut < len(s.window) && now.Sub(s.window[cut].at) > s.m.cfg.BitrateWindow {
+		s.windowBytes -= int64(s.window[cut].bytes)
+		cut++
+	}
+	full := cut > 0
+	s.window = s.window[cut:]
+	if !full {
+		return false
+	}
+	bps := s.windowBytes * 8 * int64(time.Second) / int64(s.m.cfg.BitrateWindow)
+	if limit := bitrateLimit(s.ch.Type, s.tracks); bps > limit {
+		s.limitBreach("Ingest Bitrate", "bits per second", limit, bps, now)
+		return true
+	}
+	return false
+}
+
+// monitor watches health, idleness and the maximum duration.
+func (s *session) monitor() {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(s.m.cfg.MaxDuration)
+	defer deadline.Stop()
+	lastSave := time.Now()
+	for {
+		select {
+		case <-s.endedCh:
+			return
+		case <-deadline.C:
+			s.end("", "")
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			idle := now.Sub(s.lastFrame)
+			if s.hub != nil && !s.starving {
+				behind := now.Sub(s.anchorWall) - (s.lastDTS - s.anchorDTS)
+				if idle > s.m.cfg.StarvationAfter || behind > s.m.cfg.StarvationAfter {
+					s.starving, s.healthDirty = true, true
+					s.st.Health = "STARVING"
+					s.event(events.StreamHealthChange, "Starvation Start", "", now)
+				}
+			}
+			timedOut := idle > s.m.cfg.IdleTimeout
+			dirty := s.healthDirty
+			s.healthDirty = false
+			st := s.st
+			s.refreshBitrates(now)
+			periodic := now.Sub(lastSave) > 5*time.Second
+			s.mu.Unlock()
+			if timedOut {
+				s.end("", "")
+				return
+			}
+			if dirty {
+				if err := s.m.cfg.Channels.SaveStream(context.Background(), s.ch, st); err != nil {
+					s.m.log.Error("saving stream", "stream_id", st.StreamID, "err", err)
+				}
+			}
+			if dirty || periodic {
+				s.mu.Lock()
+				if !s.ended {
+					s.save()
+				}
+				s.mu.Unlock()
+				lastSave = now
+			}
+		}
+	}
+}
+
+// refreshBitrates puts the measured bitrates and frame rate into the
+// session's ingest configuration. Called with s.mu held.
+func (s *session) refreshBitrates(now time.Time) {
+	cfg := s.sess.IngestConfiguration
+	if cfg == nil || len(s.window) == 0 {
+		return
+	}
+	span := s.m.cfg.BitrateWindow
+	var videoBytes, audioBytes int64
+	for _, smp := range s.window {
+		if smp.audio {
+			audioBytes += int64(smp.bytes)
+		} else {
+			videoBytes += int64(smp.bytes)
+		}
+	}
+	if el := now.Sub(s.window[0].at); el < span && el > 0 {
+		span = el
+	}
+	if cfg.Video != nil {
+		cfg.Video.TargetBitrate = videoBytes * 8 * int64(time.Second) / int64(span)
+		if el := now.Sub(s.firstVideoWall); s.videoFrames > 1 && el > 0 {
+			cfg.Video.TargetFramerate = int64(float64(s.videoFrames-1)/el.Seconds() + 0.5)
+		}
+	}
+	if cfg.Audio != nil {
+		cfg.Audio.TargetBitrate = audioBytes * 8 * int64(time.Second) / int64(span)
+	}
+}
+
+// end finishes the session once: Session Ended, Stream End, records.
+func (s *session) end(code, reason string) {
+	s.mu.Lock()
+	s.endLocked(time.Now(), code)
+	s.mu.Unlock()
+}
+
+func (s *session) endLocked(now time.Time, code string) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	close(s.endedCh)
+	if s.current != nil {
+		s.current.stop()
+	}
+	s.event(events.StreamStateChange, "Session Ended", code, now)
+	if s.streaming {
+		s.event(events.StreamStateChange, "Stream End", "", now)
+	}
+	s.refreshBitrates(now)
+	end := now.UTC()
+	s.sess.EndTime = &end
+	if s.hub != nil {
+		s.hub.Close() // the packager finishes its playlist with ENDLIST
+	}
+	if err := s.m.cfg.Channels.EndStream(context.Background(), s.ch, s.snapshot()); err != nil {
+		s.m.log.Error("ending stream", "stream_id", s.st.StreamID, "err", err)
+	}
+	// Authorize also treats an ended session as gone, so this may lag.
+	go s.m.forget(s)
+}
+
+// isEnded reports whether the session is over.
+func (s *session) isEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
+
+// startPackager packages the source for viewers and reports Stream Start
+// once the first media is playable. Called with s.mu held.
+func (s *session) startPackager(now time.Time) {
+	s.packager = hls.NewPackager(s.hub, hls.Options{
+		Container:  s.ch.ContainerFormat,
+		LowLatency: s.ch.LatencyMode != "NORMAL",
+		Logger:     s.m.log,
+	})
+	p := s.packager
+	go func() {
+		// Run returns once the hub closes at the end of the session.
+		if err := p.Run(context.Background()); err != nil {
+			s.m.log.Error("packager stopped", "stream_id", s.st.StreamID, "err", err)
+		}
+	}()
+	go func() {
+		select {
+		case <-p.Ready():
+		case <-s.endedCh:
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ended || s.streaming {
+			return
+		}
+		s.streaming = true
+		s.event(events.StreamStateChange, "Stream Start", "", time.Now())
+		s.save()
+	}()
+}
+
+// Playback is what viewers are served: the stream's packaged rendition.
+func (s *session) playback() (*hls.Packager, []media.Track, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.packager == nil {
+		return nil, nil, false
+	}
+	return s.packager, s.tracks, true
+}

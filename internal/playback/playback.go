@@ -1,0 +1,115 @@
+// Package playback serves viewers: the multivariant playlist at a
+// channel's playbackUrl and the renditions' playlists and media below it.
+// (Private-channel tokens, restriction policies and viewer sessions come
+// with the private-channels issue.)
+package playback
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/openivs/openivs/internal/hls"
+	"github.com/openivs/openivs/internal/media"
+)
+
+// Streams finds a channel's packaged live stream (live.Manager).
+type Streams interface {
+	Playback(channelARN string) (*hls.Packager, []media.Track, bool)
+}
+
+// Handler serves /api/video/v1/<region>.<account>.channel.<id>.m3u8 and,
+// below /api/video/v1/<region>.<account>.channel.<id>/<rendition>/, each
+// rendition's playlist and media.
+type Handler struct {
+	Region  string
+	Streams Streams
+}
+
+// Prefix is the path every playback URL starts with.
+const Prefix = "/api/video/v1/"
+
+// sourceRendition is the path element of the passthrough rendition.
+const sourceRendition = "source"
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Playback is public and cacheable; the channel's own CORS rules come
+	// with restriction policies.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	rest := strings.TrimPrefix(r.URL.Path, Prefix)
+	stream, sub, _ := strings.Cut(rest, "/")
+	if sub == "" {
+		stream = strings.TrimSuffix(stream, ".m3u8")
+	}
+	arn, ok := h.channelARN(stream)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such channel")
+		return
+	}
+	p, tracks, ok := h.Streams.Playback(arn)
+	if !ok {
+		writeError(w, http.StatusNotFound, "the channel is not live")
+		return
+	}
+	if sub == "" {
+		// The path says "source", not the IVS-style name, because the name
+		// follows the measured frame rate and must not move under players.
+		body := hls.MultivariantPlaylist([]hls.Rendition{{
+			Name: renditionName(p, tracks), URI: stream + "/" + sourceRendition + "/playlist.m3u8", Info: p.Info(),
+		}})
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		w.Header().Set("Cache-Control", "max-age=1")
+		_, _ = w.Write(body)
+		return
+	}
+	rendition, resource, ok := strings.Cut(sub, "/")
+	if !ok || rendition != sourceRendition || resource == "" || strings.Contains(resource, "/") {
+		writeError(w, http.StatusNotFound, "no such rendition")
+		return
+	}
+	p.ServeMedia(w, r, resource)
+}
+
+// channelARN turns "<region>.<account>.channel.<id>" into the channel ARN.
+func (h *Handler) channelARN(stream string) (string, bool) {
+	parts := strings.Split(stream, ".")
+	if len(parts) != 4 || parts[0] != h.Region || parts[2] != "channel" || parts[1] == "" || parts[3] == "" {
+		return "", false
+	}
+	return "arn:aws:ivs:" + parts[0] + ":" + parts[1] + ":channel/" + parts[3], true
+}
+
+// renditionName names the source rendition as IVS does ("720p30").
+func renditionName(p *hls.Packager, tracks []media.Track) string {
+	info := p.Info()
+	height := info.Height
+	for _, t := range tracks {
+		if t.Kind == media.Video && height == 0 {
+			height = min(t.Width, t.Height)
+		}
+	}
+	if info.Width > 0 && info.Width < info.Height {
+		height = info.Width // portrait: the short edge names the rendition
+	}
+	fps := int(info.FrameRate + 0.5)
+	if fps == 0 {
+		fps = 30
+	}
+	return hls.RenditionName(height, fps)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}

@@ -1,0 +1,197 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ivs"
+	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
+)
+
+// browserProbe rides along the demo page and posts what the player does.
+const browserProbe = `(function () {
+  var firstPlaying = 0, lastT = -1, lastAdvance = 0, maxStall = 0, lat = [];
+  setInterval(function () {
+    var p = window.player; if (!p) return;
+    var now = Date.now(), s = p.getState(), t = p.getPosition();
+    if (!firstPlaying && s === IVSPlayer.PlayerState.PLAYING) { firstPlaying = now; lastAdvance = now; lastT = t; }
+    if (firstPlaying && s !== IVSPlayer.PlayerState.ENDED) {
+      if (t > lastT) { lastT = t; lastAdvance = now; } else { maxStall = Math.max(maxStall, now - lastAdvance); }
+      if (s === IVSPlayer.PlayerState.PLAYING) { var l = p.getLiveLatency(); if (l > 0) lat.push(l); }
+    }
+  }, 100);
+  setInterval(function () {
+    var p = window.player; if (!p) return;
+    fetch('/__report', {method: 'POST', keepalive: true, body: JSON.stringify({
+      state: p.getState(), position: p.getPosition(), playedMs: firstPlaying ? Date.now() - firstPlaying : 0,
+      maxStallMs: maxStall, qualities: p.getQualities().length, lowLatency: p.isLiveLowLatency(), latencies: lat,
+      events: (window.playerEvents || []).map(function (e) { return e.type; }),
+      errors: (window.playerEvents || []).filter(function (e) { return /Error/.test(e.type); }).map(function (e) { return JSON.stringify(e.payload); })
+    })});
+  }, 500);
+})();`
+
+type browserReport struct {
+	State      string    `json:"state"`
+	Position   float64   `json:"position"`
+	PlayedMs   float64   `json:"playedMs"`
+	MaxStallMs float64   `json:"maxStallMs"`
+	Qualities  int       `json:"qualities"`
+	LowLatency bool      `json:"lowLatency"`
+	Latencies  []float64 `json:"latencies"`
+	Events     []string  `json:"events"`
+	Errors     []string  `json:"errors"`
+}
+
+// TestBrowserPlaysLiveStream: ffmpeg → openivs (RTMPS, LL-HLS) → our player
+// in headless Chromium on the demo page: it plays continuously, reports its
+// live latency, and reaches ENDED when the stream ends, for both container
+// formats.
+func TestBrowserPlaysLiveStream(t *testing.T) {
+	t.Parallel()
+	chromium := os.Getenv("OPENIVS_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("OPENIVS_NO_CHROMIUM") == "1" {
+			t.Skip("SKIPPING: Chromium is not installed and OPENIVS_NO_CHROMIUM=1")
+		}
+		t.Fatalf("Chromium missing at %s (make test installs it)", chromium)
+	}
+	srv := startServer(t, serverOpts{})
+	c := ivsClient(t, srv)
+	// One after the other: two browsers and encoders at once would starve
+	// the two cores and make stalls the machine's, not the server's.
+	for _, format := range []types.ContainerFormat{types.ContainerFormatTs, types.ContainerFormatFragmentedMP4} {
+		t.Run(string(format), func(t *testing.T) {
+			ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, ContainerFormat: format})
+			arn := aws.ToString(ch.Channel.Arn)
+			id := arn[strings.LastIndex(arn, "/")+1:]
+			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k"})
+			waitLive(t, c, ch.Channel.Arn, enc)
+			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+
+			// A same-origin proxy in front of the server injects the probe into the
+			// demo page; player, playlists and media pass through unchanged.
+			target, _ := url.Parse(srv.Endpoint)
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			proxy.ModifyResponse = func(resp *http.Response) error {
+				if !strings.HasPrefix(resp.Request.URL.Path, "/play/") {
+					return nil
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					return err
+				}
+				page := strings.Replace(string(body), "<head>", `<head><script src="/__probe.js"></script>`, 1)
+				// The page's CSP names the server's origin; the proxy is another one.
+				page = strings.ReplaceAll(page, srv.Endpoint, "")
+				resp.Header.Del("Content-Security-Policy")
+				resp.Header.Del("Content-Length")
+				resp.Body = io.NopCloser(strings.NewReader(page))
+				return nil
+			}
+			var mu sync.Mutex
+			var last browserReport
+			reports := 0
+			mux := http.NewServeMux()
+			mux.HandleFunc("/__probe.js", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/javascript")
+				_, _ = io.WriteString(w, browserProbe)
+			})
+			mux.HandleFunc("/__report", func(w http.ResponseWriter, r *http.Request) {
+				var rep browserReport
+				if err := json.NewDecoder(r.Body).Decode(&rep); err == nil {
+					mu.Lock()
+					last, reports = rep, reports+1
+					mu.Unlock()
+				}
+			})
+			mux.Handle("/", proxy)
+			front := httptest.NewServer(mux)
+			t.Cleanup(front.Close)
+			snapshot := func() (browserReport, int) {
+				mu.Lock()
+				defer mu.Unlock()
+				return last, reports
+			}
+
+			profile := t.TempDir()
+			cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+				"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+				"--autoplay-policy=no-user-gesture-required", "--mute-audio", "--remote-debugging-port=0",
+				"--user-data-dir="+profile, front.URL+"/play/"+id)
+			out := &lockedBuffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			must(t, cmd.Start(), "start chromium")
+			t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+
+			// Play for 30 s.
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				rep, n := snapshot()
+				if rep.PlayedMs >= 30_000 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("played %.1f s of 30 within 60 s (state %q, %d reports, events %v, errors %v)\nchromium:\n%s", rep.PlayedMs/1000, rep.State, n, rep.Events, rep.Errors, out.String())
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			rep, _ := snapshot()
+			if rep.MaxStallMs > 1000 {
+				t.Errorf("playback stalled for %.0f ms", rep.MaxStallMs)
+			}
+			if rep.Qualities == 0 || !rep.LowLatency {
+				t.Errorf("qualities %d, low latency %v", rep.Qualities, rep.LowLatency)
+			}
+			if !hasInOrder(rep.Events, "PlayerInitialized", "PlayerStateChanged", "PlayerStateChanged") {
+				t.Errorf("state events %v", rep.Events)
+			}
+			if lat := rep.Latencies; len(lat) > 0 {
+				sort.Float64s(lat)
+				t.Logf("live latency over %d samples: p50 %.2f s, p95 %.2f s", len(lat), lat[len(lat)/2], lat[len(lat)*95/100])
+			}
+
+			// The stream ends: the player reaches ENDED.
+			_ = enc.cmd.Process.Kill()
+			deadline = time.Now().Add(20 * time.Second)
+			for {
+				if rep, _ := snapshot(); rep.State == "Ended" {
+					break
+				}
+				if time.Now().After(deadline) {
+					rep, _ := snapshot()
+					t.Fatalf("state %q 20 s after the stream ended", rep.State)
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func hasInOrder(seq []string, want ...string) bool {
+	i := 0
+	for _, s := range seq {
+		if i < len(want) && s == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}

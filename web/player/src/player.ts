@@ -1,0 +1,729 @@
+// MediaPlayer: the IVS web player API (spec/03 §6) on top of hls.js.
+// Setters act immediately (hls.js is in-process, no worker round trip);
+// state is reported through events exactly as the IVS player reports it.
+
+// The UMD build carries hls.js's transmuxer as an inline blob: worker; the ESM
+// build would transmux on the main thread.
+import Hls from 'hls.js/dist/hls.js';
+import type { AttrList, ErrorData, HlsConfig, Level, LevelUpdatedData } from 'hls.js/dist/hls.js';
+
+const { ErrorDetails, ErrorTypes, Events } = Hls;
+import {
+  ErrorType,
+  ErrorTypeValue,
+  LogLevel,
+  LogLevelValue,
+  PlayerConfig,
+  PlayerError,
+  PlayerEventType,
+  PlayerState,
+  PlayerStateValue,
+  Quality,
+  TextMetadataCue,
+} from './enums';
+
+export const VERSION = '1.44.0-openivs.0';
+
+type Listener = (payload?: unknown) => void;
+
+// hls.js settings for ~1 s glass-to-glass on LL-HLS. Target latency comes
+// from the server's PART-HOLD-BACK (or HOLD-BACK on plain HLS) so that one
+// player works for both; playback is sped up slightly to catch up after a stall.
+function hlsConfig(lowLatency: boolean, initialBuffer: number): Partial<HlsConfig> {
+  return {
+    lowLatencyMode: lowLatency,
+    enableWorker: true, // transmuxer runs in a blob: worker (CSP worker-src blob:)
+    backBufferLength: 30,
+    maxBufferLength: 10,
+    maxLiveSyncPlaybackRate: lowLatency ? 1.5 : 1,
+    liveSyncOnStallIncrease: 0.25,
+    highBufferWatchdogPeriod: 1,
+    nudgeMaxRetry: 5,
+    startFragPrefetch: true,
+    testBandwidth: false,
+    abrEwmaDefaultEstimate: 2_000_000,
+    maxStarvationDelay: initialBuffer,
+    maxLoadingDelay: initialBuffer,
+    progressive: false,
+    enableID3MetadataCues: true,
+    manifestLoadPolicy: {
+      default: {
+        maxTimeToFirstByteMs: 10_000,
+        maxLoadTimeMs: 20_000,
+        timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
+        // 403/404/429 on the multivariant playlist are final (spec/03 §9).
+        errorRetry: { maxNumRetry: 1, retryDelayMs: 500, maxRetryDelayMs: 2000, shouldRetry: (_c, _n, _t, resp) => !resp || ![403, 404, 429].includes(resp.code ?? 0) },
+      },
+    },
+  };
+}
+
+export class MediaPlayer {
+  private video: HTMLVideoElement;
+  private ownsVideo = false;
+  private hls: Hls | null = null;
+  private url: string | null = null;
+  private state: PlayerStateValue = PlayerState.IDLE;
+  private listeners = new Map<string, Set<Listener>>();
+  private deleted = false;
+  private playIntent = false;
+  private autoplay = false;
+  private lowLatencyEnabled = true;
+  private rebufferToLive = false;
+  private autoQuality = true;
+  private initialBuffer = 1;
+  private qualities: Quality[] = [];
+  private quality: Quality | null = null;
+  private isLive = false;
+  private serverLowLatency = false;
+  private endList = false;
+  private sessionId: string | undefined;
+  private logLevel: LogLevelValue = LogLevel.ERROR;
+  private recoveries = 0;
+  private seeking = false;
+  private endWatch: number | undefined;
+  private credentials: RequestCredentials = 'same-origin';
+  private autoMaxBitrate = Infinity;
+  private videoHandlers: Array<[string, EventListener]> = [];
+
+  constructor(config: PlayerConfig = {}) {
+    if (config.logLevel) this.logLevel = config.logLevel;
+    this.video = document.createElement('video');
+    this.video.playsInline = true;
+    this.ownsVideo = true;
+    this.bindVideo();
+    // INITIALIZED is async in IVS (worker start); keep it async so listeners added right after create() see it.
+    setTimeout(() => this.emit(PlayerEventType.INITIALIZED), 0);
+  }
+
+  // --- element and lifecycle ---
+
+  attachHTMLVideoElement(el: HTMLVideoElement): void {
+    if (this.deleted || el === this.video) return;
+    this.unbindVideo();
+    this.video = el;
+    this.ownsVideo = false;
+    el.playsInline = true;
+    this.bindVideo();
+    if (this.hls) this.hls.attachMedia(el);
+  }
+
+  getHTMLVideoElement(): HTMLVideoElement {
+    return this.video;
+  }
+
+  delete(): void {
+    if (this.deleted) return;
+    this.teardown();
+    this.unbindVideo();
+    if (this.ownsVideo) this.video.removeAttribute('src');
+    this.listeners.clear();
+    this.deleted = true;
+  }
+
+  getVersion(): string {
+    return VERSION;
+  }
+
+  // --- loading and transport ---
+
+  load(path: string, _mediaType?: string): void {
+    if (this.deleted) return;
+    this.url = path;
+    this.teardown();
+    this.qualities = [];
+    this.quality = null;
+    this.isLive = false;
+    this.endList = false;
+    this.serverLowLatency = false;
+    this.wasLive = false;
+    this.lastDuration = -1;
+    this.recoveries = 0;
+    this.sessionId = undefined;
+    if (this.state !== PlayerState.IDLE) this.setState(PlayerState.IDLE);
+
+    if (!Hls.isSupported()) {
+      // Native HLS (iOS Safari): normal latency, no quality list (spec/03 §4, §12).
+      this.video.src = path;
+      return;
+    }
+    let hls: Hls;
+    try {
+      hls = new Hls({
+        ...hlsConfig(this.lowLatencyEnabled, this.initialBuffer),
+        xhrSetup: (xhr) => {
+          xhr.withCredentials = this.credentials === 'include';
+        },
+      });
+    } catch (err) {
+      this.emit(PlayerEventType.ERROR, { type: ErrorType.NOT_SUPPORTED, code: 0, source: 'Player', message: String(err) } satisfies PlayerError);
+      return;
+    }
+    this.hls = hls;
+    hls.on(Events.MANIFEST_PARSED, (_e, data) => this.onManifest(data.levels, data.sessionData ?? undefined));
+    hls.on(Events.LEVEL_UPDATED, (_e, data) => this.onLevelUpdated(data));
+    hls.on(Events.LEVEL_SWITCHED, (_e, data) => {
+      const q = this.qualities[data.level];
+      if (q && q !== this.quality) {
+        this.quality = q;
+        this.emit(PlayerEventType.QUALITY_CHANGED, q);
+      }
+    });
+    hls.on(Events.BUFFER_APPENDED, () => this.emit(PlayerEventType.BUFFER_UPDATE));
+    hls.on(Events.ERROR, (_e, data) => this.onHlsError(data));
+    hls.on(Events.FRAG_CHANGED, (_e, data) => {
+      if (data.frag.tagList.some((t) => t[0] === 'DIS')) this.emit(PlayerEventType.SEGMENT_DISCONTINUITY);
+    });
+    hls.attachMedia(this.video);
+    hls.loadSource(path);
+  }
+
+  play(): void {
+    if (this.deleted) return;
+    this.playIntent = true;
+    if (!this.url || this.state === PlayerState.IDLE && this.qualities.length === 0 && this.hls) {
+      // Not READY yet: play once the manifest is parsed.
+      return;
+    }
+    this.startPlayback();
+  }
+
+  pause(): void {
+    if (this.deleted) return;
+    this.playIntent = false;
+    this.video.pause();
+  }
+
+  isPaused(): boolean {
+    return this.video.paused;
+  }
+
+  seekTo(time: number): void {
+    if (this.deleted || !this.url) return;
+    this.seeking = true;
+    this.video.currentTime = time;
+  }
+
+  setAutoplay(enabled: boolean): void {
+    this.autoplay = enabled;
+  }
+
+  isAutoplay(): boolean {
+    return this.autoplay;
+  }
+
+  setPlaybackRate(rate: number): void {
+    if (rate < 0.25 || rate > 2) return;
+    if (this.isLive) return; // live: playback rate is owned by latency control
+    this.video.playbackRate = rate;
+  }
+
+  getPlaybackRate(): number {
+    return this.isLive ? 1 : this.video.playbackRate;
+  }
+
+  // --- audio ---
+
+  setMuted(muted: boolean): void {
+    this.video.muted = muted;
+  }
+
+  isMuted(): boolean {
+    return this.video.muted;
+  }
+
+  setVolume(volume: number): void {
+    this.video.volume = Math.min(1, Math.max(0, volume));
+  }
+
+  getVolume(): number {
+    return this.video.volume;
+  }
+
+  // --- quality and ABR ---
+
+  getQualities(): Quality[] {
+    return this.qualities.slice();
+  }
+
+  getQuality(): Quality {
+    return this.quality ?? ({} as Quality);
+  }
+
+  setQuality(quality: Quality, adaptive = false): void {
+    if (!this.hls || this.video.hasAttribute('controls')) return;
+    const idx = this.qualities.findIndex((q) => q.name === quality.name);
+    if (idx < 0) return;
+    this.autoQuality = false;
+    if (adaptive) this.hls.nextLevel = idx;
+    else this.hls.currentLevel = idx;
+    const q = this.qualities[idx];
+    if (q !== this.quality) {
+      this.quality = q;
+      this.emit(PlayerEventType.QUALITY_CHANGED, q);
+    }
+  }
+
+  setAutoQualityMode(enabled: boolean): void {
+    this.autoQuality = enabled;
+    if (this.hls && enabled) this.hls.nextLevel = -1;
+  }
+
+  isAutoQualityMode(): boolean {
+    return this.autoQuality;
+  }
+
+  setAutoMaxQuality(quality: Quality): void {
+    this.setAutoMaxBitrate(quality.bitrate);
+  }
+
+  setAutoMaxBitrate(bps: number): void {
+    this.autoMaxBitrate = bps;
+    this.applyAutoCap();
+  }
+
+  setAutoMaxVideoSize(width: number, height: number): void {
+    if (!this.hls) return;
+    const fit = this.qualities.filter((q) => q.width <= width && q.height <= height);
+    if (fit.length) this.setAutoMaxBitrate(Math.max(...fit.map((q) => q.bitrate)));
+  }
+
+  // --- latency and buffer ---
+
+  getLiveLatency(): number {
+    if (!this.isLive || !this.hls) return 0;
+    // Glass-to-glass when the server stamps EXT-X-PROGRAM-DATE-TIME (ingest wall clock).
+    const date = this.hls.playingDate;
+    if (date) return Math.max(0, (Date.now() - date.getTime()) / 1000);
+    return this.hls.latency;
+  }
+
+  isLiveLowLatency(): boolean {
+    return this.isLive && this.lowLatencyEnabled && this.serverLowLatency;
+  }
+
+  setLiveLowLatencyEnabled(enabled: boolean): void {
+    if (enabled === this.lowLatencyEnabled) return;
+    this.lowLatencyEnabled = enabled;
+    // Documented: changing it during playback restarts the stream.
+    if (this.url && this.hls) {
+      const wasPlaying = !this.video.paused;
+      this.load(this.url);
+      if (wasPlaying) this.play();
+    }
+  }
+
+  setInitialBufferDuration(seconds: number): void {
+    if (seconds < 0.1 || seconds > 5) return;
+    this.initialBuffer = seconds;
+  }
+
+  setRebufferToLive(enabled: boolean): void {
+    this.rebufferToLive = enabled;
+  }
+
+  getBufferDuration(): number {
+    const b = this.video.buffered;
+    const t = this.video.currentTime;
+    for (let i = 0; i < b.length; i++) {
+      if (b.start(i) <= t + 0.1 && t <= b.end(i)) return Math.max(0, b.end(i) - t);
+    }
+    return 0;
+  }
+
+  getBuffered(): { start: number; end: number } {
+    const b = this.video.buffered;
+    if (!b.length) return { start: 0, end: 0 };
+    return { start: b.start(0), end: b.end(b.length - 1) };
+  }
+
+  getPosition(): number {
+    return this.video.currentTime;
+  }
+
+  getDuration(): number {
+    if (this.isLive) return Infinity;
+    return Number.isFinite(this.video.duration) ? this.video.duration : 0;
+  }
+
+  getState(): PlayerStateValue {
+    return this.state;
+  }
+
+  // --- network and diagnostics ---
+
+  setRequestCredentials(credentials: RequestCredentials): void {
+    this.credentials = credentials;
+  }
+
+  getSessionId(): string | undefined {
+    return this.sessionId;
+  }
+
+  setLogLevel(level: LogLevelValue): void {
+    this.logLevel = level;
+  }
+
+  getDisplayWidth(): number {
+    return this.video.clientWidth;
+  }
+
+  getDisplayHeight(): number {
+    return this.video.clientHeight;
+  }
+
+  getVideoWidth(): number {
+    return this.video.videoWidth;
+  }
+
+  getVideoHeight(): number {
+    return this.video.videoHeight;
+  }
+
+  getVideoFrameRate(): number {
+    return this.quality?.framerate ?? 0;
+  }
+
+  getVideoBitRate(): number {
+    return this.quality?.bitrate ?? 0;
+  }
+
+  // --- events ---
+
+  addEventListener(type: string, listener: Listener): void {
+    if (this.deleted) return;
+    let set = this.listeners.get(type);
+    if (!set) this.listeners.set(type, (set = new Set()));
+    set.add(listener);
+  }
+
+  removeEventListener(type: string, listener: Listener): void {
+    this.listeners.get(type)?.delete(listener);
+  }
+
+  // --- internals ---
+
+  private emit(type: string, payload?: unknown): void {
+    if (this.deleted) return;
+    const set = this.listeners.get(type);
+    if (!set) return;
+    for (const fn of Array.from(set)) {
+      try {
+        fn(payload);
+      } catch (err) {
+        console.error('[IVSPlayer] listener for', type, 'threw', err);
+      }
+    }
+  }
+
+  private log(level: LogLevelValue, ...args: unknown[]): void {
+    const order = [LogLevel.DEBUG, LogLevel.INFO, LogLevel.WARN, LogLevel.ERROR];
+    if (order.indexOf(level) < order.indexOf(this.logLevel)) return;
+    (level === LogLevel.ERROR ? console.error : level === LogLevel.WARN ? console.warn : console.log)('[IVSPlayer]', ...args);
+  }
+
+  private setState(state: PlayerStateValue): void {
+    if (state === this.state) return;
+    this.state = state;
+    this.log(LogLevel.DEBUG, 'state', state);
+    // IVS delivers states both as their own event and through STATE_CHANGED.
+    this.emit(state, undefined);
+    this.emit(PlayerEventType.STATE_CHANGED, state);
+    if (state === PlayerState.ENDED) this.stopEndWatch();
+  }
+
+  private teardown(): void {
+    this.stopEndWatch();
+    if (this.hls) {
+      this.hls.destroy();
+      this.hls = null;
+    }
+  }
+
+  private onManifest(levels: Level[], sessionData?: Record<string, AttrList>): void {
+    const used = new Map<string, number>();
+    this.qualities = levels.map((l, i) => {
+      let name = l.name && !/^\d+$/.test(l.name) ? l.name : l.height ? `${l.height}p${l.frameRate ? Math.round(l.frameRate) : ''}` : l.videoCodec ? `level${i}` : 'audio_only';
+      const n = used.get(name) ?? 0;
+      used.set(name, n + 1);
+      if (n) name = `${name}_${n}`;
+      return {
+        name,
+        group: String(l.attrs?.VIDEO ?? l.attrs?.AUDIO ?? name),
+        codecs: [l.videoCodec, l.audioCodec].filter(Boolean).join(','),
+        bitrate: l.bitrate,
+        width: l.width || 0,
+        height: l.height || 0,
+        framerate: l.frameRate || 0,
+        isDefault: i === 0,
+      };
+    });
+    if (sessionData) {
+      const sid = sessionData['net.live-video.session-id'] ?? sessionData['com.openivs.session-id'];
+      if (sid?.VALUE) this.sessionId = String(sid.VALUE);
+      this.emit(PlayerEventType.SESSION_DATA, { sessionData });
+    }
+    this.applyAutoCap();
+    this.setState(PlayerState.READY);
+    if (this.playIntent || this.autoplay) this.startPlayback();
+  }
+
+  private onLevelUpdated(data: LevelUpdatedData): void {
+    const d = data.details;
+    if (d.live) this.wasLive = true;
+    this.isLive = this.wasLive;
+    this.serverLowLatency = d.partTarget > 0;
+    if (d.live && this.hls) {
+      // Target latency is the server's PART-HOLD-BACK (LL-HLS) or HOLD-BACK;
+      // small drift is caught up by playing faster (maxLiveSyncPlaybackRate),
+      // and beyond this the player jumps back to the live edge, as IVS does.
+      const target = this.hls.targetLatency ?? 3 * d.targetduration;
+      this.hls.config.liveMaxLatencyDuration = target + Math.max(1.5, d.targetduration);
+    }
+    if (!d.live && this.wasLive && !this.endList) {
+      // The live playlist got EXT-X-ENDLIST: the stream ended.
+      this.endList = true;
+      this.startEndWatch();
+    }
+    const dur = d.live ? Infinity : d.totalduration;
+    if (dur !== this.lastDuration) {
+      this.lastDuration = dur;
+      this.emit(PlayerEventType.DURATION_CHANGED, dur);
+    }
+  }
+
+  private wasLive = false;
+  private lastDuration = -1;
+
+  // A live stream that gets EXT-X-ENDLIST must end in ENDED even when the
+  // media element never fires 'ended' (e.g. a gap at the very end of the buffer).
+  private startEndWatch(): void {
+    if (this.endWatch !== undefined) return;
+    this.endWatch = window.setInterval(() => {
+      if (this.state === PlayerState.ENDED) return this.stopEndWatch();
+      const b = this.video.buffered;
+      if (!b.length) return;
+      const end = b.end(b.length - 1);
+      if (this.video.currentTime >= end - 0.25 && (this.video.readyState < 3 || this.video.ended)) {
+        this.setState(PlayerState.ENDED);
+      }
+    }, 250);
+  }
+
+  private stopEndWatch(): void {
+    if (this.endWatch !== undefined) {
+      clearInterval(this.endWatch);
+      this.endWatch = undefined;
+    }
+  }
+
+  private applyAutoCap(): void {
+    if (!this.hls || !Number.isFinite(this.autoMaxBitrate)) return;
+    let cap = -1;
+    this.qualities.forEach((q, i) => {
+      if (q.bitrate <= this.autoMaxBitrate) cap = i;
+    });
+    this.hls.autoLevelCapping = cap;
+  }
+
+  private startPlayback(): void {
+    if (this.state === PlayerState.READY || this.state === PlayerState.IDLE) {
+      this.setState(PlayerState.BUFFERING);
+    }
+    const p = this.video.play();
+    if (!p) return;
+    p.catch((err: DOMException) => {
+      if (err?.name !== 'NotAllowedError') return; // AbortError: superseded by load/pause
+      if (!this.video.muted) {
+        // Unmuted autoplay blocked: IVS mutes and continues, reporting AUDIO_BLOCKED.
+        this.emit(PlayerEventType.AUDIO_BLOCKED);
+        this.video.muted = true;
+        this.video.play().catch(() => this.blocked());
+      } else {
+        this.blocked();
+      }
+    });
+  }
+
+  private blocked(): void {
+    this.emit(PlayerEventType.PLAYBACK_BLOCKED);
+    this.setState(PlayerState.IDLE);
+  }
+
+  private onHlsError(data: ErrorData): void {
+    const hls = this.hls;
+    if (!hls) return;
+    const code = data.response?.code ?? data.networkDetails?.status ?? 0;
+    if (!data.fatal) {
+      if (data.details === ErrorDetails.BUFFER_STALLED_ERROR) return; // reported as REBUFFERING
+      this.emit(PlayerEventType.RECOVERABLE_ERROR, this.toError(data, code));
+      return;
+    }
+    const manifest = data.details === ErrorDetails.MANIFEST_LOAD_ERROR || data.details === ErrorDetails.MANIFEST_LOAD_TIMEOUT || data.details === ErrorDetails.MANIFEST_PARSING_ERROR;
+    if (!manifest && this.recoveries < 3) {
+      this.recoveries++;
+      this.emit(PlayerEventType.RECOVERABLE_ERROR, this.toError(data, code));
+      if (data.type === ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else hls.startLoad();
+      return;
+    }
+    // A live playlist that 404s after the stream has played means the stream ended.
+    if (this.wasLive && code === 404 && !manifest) {
+      this.setState(PlayerState.ENDED);
+      return;
+    }
+    const err = this.toError(data, code);
+    this.log(LogLevel.ERROR, err);
+    this.teardown();
+    this.playIntent = false;
+    this.emit(PlayerEventType.ERROR, err);
+    this.setState(PlayerState.IDLE);
+  }
+
+  private toError(data: ErrorData, code: number): PlayerError {
+    const d = data.details;
+    let source = 'Player';
+    if (d === ErrorDetails.MANIFEST_LOAD_ERROR || d === ErrorDetails.MANIFEST_LOAD_TIMEOUT || d === ErrorDetails.MANIFEST_PARSING_ERROR) source = 'MasterPlaylist';
+    else if (d.startsWith('level')) source = 'MediaPlaylist';
+    else if (d.startsWith('frag') || d.startsWith('part')) source = 'Segment';
+    else if (data.type === ErrorTypes.MEDIA_ERROR) source = 'Decode';
+    let type: ErrorTypeValue = ErrorType.GENERIC;
+    if (code === 401 || code === 403) type = ErrorType.AUTHORIZATION;
+    else if (source === 'MasterPlaylist' && (code === 404 || code === 429)) type = ErrorType.NOT_AVAILABLE;
+    else if (d.endsWith('Timeout') || d.includes('TIMEOUT')) type = ErrorType.TIMEOUT;
+    else if (data.type === ErrorTypes.NETWORK_ERROR) type = code ? ErrorType.NETWORK : ErrorType.NETWORK_IO;
+    else if (d.includes('Parsing') || d.includes('PARSING')) type = ErrorType.INVALID_DATA;
+    else if (data.type === ErrorTypes.MEDIA_ERROR) type = ErrorType.NOT_SUPPORTED;
+    return { type, code, source, message: data.error?.message || String(d) };
+  }
+
+  private bindVideo(): void {
+    const v = this.video;
+    const on = (name: string, fn: () => void) => {
+      v.addEventListener(name, fn);
+      this.videoHandlers.push([name, fn]);
+    };
+    let lastVolume = v.volume;
+    let lastMuted = v.muted;
+    on('playing', () => {
+      this.seeking = false;
+      if (this.state !== PlayerState.ENDED) this.setState(PlayerState.PLAYING);
+    });
+    on('waiting', () => {
+      if (this.state === PlayerState.ENDED) return;
+      if (this.state === PlayerState.PLAYING && !this.seeking) {
+        this.emit(PlayerEventType.REBUFFERING);
+        if (this.rebufferToLive && this.isLive && this.hls?.liveSyncPosition != null) {
+          this.video.currentTime = this.hls.liveSyncPosition;
+        }
+      }
+      if (this.state === PlayerState.PLAYING || this.state === PlayerState.READY) this.setState(PlayerState.BUFFERING);
+    });
+    on('pause', () => {
+      if (this.video.ended || this.state === PlayerState.ENDED) return;
+      this.setState(PlayerState.IDLE);
+    });
+    on('ended', () => this.setState(PlayerState.ENDED));
+    on('timeupdate', () => this.emit(PlayerEventType.TIME_UPDATE, v.currentTime));
+    on('seeked', () => {
+      this.seeking = false;
+      this.emit(PlayerEventType.SEEK_COMPLETED, v.currentTime);
+    });
+    on('ratechange', () => {
+      // hls.js nudges the rate to catch up on live; only report user-visible changes.
+      if (!this.isLive) this.emit(PlayerEventType.PLAYBACK_RATE_CHANGED, v.playbackRate);
+    });
+    on('durationchange', () => {
+      if (!this.hls) this.emit(PlayerEventType.DURATION_CHANGED, v.duration);
+    });
+    on('volumechange', () => {
+      if (v.volume !== lastVolume) {
+        lastVolume = v.volume;
+        this.emit(PlayerEventType.VOLUME_CHANGED, v.volume);
+      }
+      if (v.muted !== lastMuted) {
+        lastMuted = v.muted;
+        this.emit(PlayerEventType.MUTED_CHANGED);
+      }
+    });
+    on('loadedmetadata', () => {
+      if (!this.hls && this.state === PlayerState.IDLE) {
+        // Native HLS path.
+        this.isLive = v.duration === Infinity;
+        this.setState(PlayerState.READY);
+        if (this.playIntent || this.autoplay) this.startPlayback();
+      }
+    });
+    const tracks = v.textTracks;
+    const onTrack = () => this.watchTextTracks();
+    tracks.addEventListener('addtrack', onTrack);
+    this.unbindTracks = () => tracks.removeEventListener('addtrack', onTrack);
+  }
+
+  private unbindTracks: () => void = () => {};
+  private watched = new WeakSet<TextTrack>();
+
+  // hls.js turns ID3 into cues of a "metadata" text track and captions into
+  // "captions" tracks; the browser fires cuechange when the playhead reaches a cue,
+  // which is when IVS fires TEXT_METADATA_CUE / TEXT_CUE.
+  private watchTextTracks(): void {
+    const tracks = this.video.textTracks;
+    for (let i = 0; i < tracks.length; i++) {
+      const t = tracks[i];
+      if (this.watched.has(t)) continue;
+      this.watched.add(t);
+      if (t.kind === 'metadata') {
+        t.mode = 'hidden';
+        t.addEventListener('cuechange', () => {
+          const cues = t.activeCues;
+          if (!cues) return;
+          for (let j = 0; j < cues.length; j++) this.emitMetadataCue(cues[j] as TextTrackCue & { value?: { key: string; info?: string; data: unknown } });
+        });
+      } else if (t.kind === 'captions' || t.kind === 'subtitles') {
+        t.addEventListener('cuechange', () => {
+          const cues = t.activeCues;
+          if (!cues) return;
+          for (let j = 0; j < cues.length; j++) {
+            const c = cues[j] as VTTCue;
+            this.emit(PlayerEventType.TEXT_CUE, {
+              type: 'TextCue',
+              startTime: c.startTime,
+              endTime: c.endTime,
+              text: c.text,
+              line: typeof c.line === 'number' ? c.line : 0,
+              size: c.size,
+              position: typeof c.position === 'number' ? c.position / 100 : 0,
+            });
+          }
+        });
+      }
+    }
+  }
+
+  private seenCues = new WeakSet<TextTrackCue>();
+
+  private emitMetadataCue(cue: TextTrackCue & { value?: { key: string; info?: string; data: unknown } }): void {
+    if (this.seenCues.has(cue) || !cue.value) return;
+    this.seenCues.add(cue);
+    const { key, info, data } = cue.value;
+    let text = '';
+    if (typeof data === 'string') text = data;
+    else if (data instanceof ArrayBuffer) text = new TextDecoder().decode(data);
+    const out: TextMetadataCue = {
+      type: 'TextMetadataCue',
+      startTime: cue.startTime,
+      endTime: cue.endTime,
+      text,
+      description: key === 'TXXX' ? info ?? '' : '',
+      owner: key === 'PRIV' ? info ?? '' : '',
+    };
+    this.emit(PlayerEventType.TEXT_METADATA_CUE, out);
+    this.emit(PlayerEventType.METADATA, { type: 'MetaID3', data: [{ key, info, data }] });
+  }
+
+  private unbindVideo(): void {
+    for (const [name, fn] of this.videoHandlers) this.video.removeEventListener(name, fn);
+    this.videoHandlers = [];
+    this.unbindTracks();
+  }
+}
