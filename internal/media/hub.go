@@ -29,6 +29,13 @@ const (
 	maxGOPDuration = 10 * time.Second
 )
 
+// burstFrames is how far behind the newest frame a subscriber may always
+// be, whatever the GOP length: ingest delivers bursts (RTMP track discovery
+// replays ~2 s of media at once, about 150 frames at 30 fps with AAC), and
+// a consumer that simply has not been scheduled during one must not be cut
+// forward past media it would have read a millisecond later.
+const burstFrames = 256
+
 // HubOptions tunes a Hub. The zero value is ready to use.
 type HubOptions struct {
 	// MaxBufferedFrames bounds each subscriber's backlog; beyond it the
@@ -174,10 +181,11 @@ func (h *Hub) Write(f *Frame) {
 
 // release drops the frames no one can still be owed once the stream has
 // reached end (the next sequence number): those before the slowest cursor,
-// before the backlog bound, or (by default) before the previous GOP
-// (subscribers further behind are cut forward on their next read), unless the
-// current GOP still needs them. Holding at most the previous GOP behind a
-// stalled subscriber keeps an idle subscriber's cost to about one GOP. It
+// before the backlog bound, or (by default) both before the previous GOP
+// and more than burstFrames back (subscribers further behind are cut
+// forward on their next read), unless the current GOP still needs them.
+// Holding at most the previous GOP (or one burst) behind a stalled
+// subscriber keeps an idle subscriber's cost to about one GOP. It
 // returns the new low-water mark. The caller holds h.mu.
 func (h *Hub) release(minCursor, end uint64) uint64 {
 	low := minCursor
@@ -185,7 +193,13 @@ func (h *Hub) release(minCursor, end uint64) uint64 {
 		low = end - h.maxBack
 	}
 	if h.lagOneGOP && h.hasPrevGOP && low < h.prevGOPStart {
-		low = h.prevGOPStart
+		floor := h.prevGOPStart
+		if end > burstFrames {
+			floor = min(floor, end-burstFrames)
+		} else {
+			floor = 0
+		}
+		low = max(low, floor)
 	}
 	if h.gopKeyed && h.gopStart < low {
 		low = h.gopStart

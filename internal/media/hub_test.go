@@ -584,19 +584,38 @@ func TestHubStatsAndTracks(t *testing.T) {
 	}
 }
 
+// TestHubBurstIsNotCut: a burst of several short GOPs written before a
+// subscriber is scheduled (RTMP track discovery replays ~2 s at once) is
+// delivered whole, not cut forward to its last keyframe.
+func TestHubBurstIsNotCut(t *testing.T) {
+	frames := mkFrames(t, strings.Repeat("Kavavavav", 15)) // 135 frames, 15 GOPs
+	h := NewHub(avTracks, HubOptions{})
+	s := h.Subscribe("late")
+	writeAll(h, frames)
+	for i := range frames {
+		f, err := s.Next(context.Background())
+		if err != nil || f != frames[i] {
+			t.Fatalf("frame %d: got %+v, %v", i, f, err)
+		}
+	}
+	if s.Dropped() != 0 {
+		t.Errorf("dropped %d frames of a burst", s.Dropped())
+	}
+}
+
 // TestHubDefaultHoldsOneGOPBehind: with the default options a subscriber
 // that stops reading pins at most the previous GOP, and is then cut
 // forward to the current one.
 func TestHubDefaultHoldsOneGOPBehind(t *testing.T) {
-	frames := mkFrames(t, strings.Repeat("Kavavavav", 40)) // GOPs of 9 frames
+	frames := mkFrames(t, strings.Repeat("Kavavavav", 100)) // GOPs of 9 frames
 	h := NewHub(avTracks, HubOptions{})
 	stalled := h.Subscribe("stalled")
 	writeAll(h, frames)
 	h.mu.Lock()
 	held := h.head - h.tail
 	h.mu.Unlock()
-	if held > 18 {
-		t.Fatalf("a stalled subscriber pins %d frames, want at most two GOPs (18)", held)
+	if held > burstFrames+9 {
+		t.Fatalf("a stalled subscriber pins %d frames, want at most one burst and a GOP (%d)", held, burstFrames+9)
 	}
 	f, err := stalled.Next(context.Background())
 	if err != nil || !f.Key || stalled.Dropped() == 0 {
