@@ -16,21 +16,40 @@ import (
 )
 
 const benchUsage = `Usage:
-  openivs bench ingest [flags]   publish N concurrent RTMP streams from a recorded file into an
-                                 in-process node and report admission, CPU and memory per stream
+  openivs bench ingest [flags]    publish N concurrent RTMP streams from a recorded file into an
+                                  in-process node and report admission, CPU and memory per stream
+  openivs bench viewers [flags]   simulate N LL-HLS viewers of --url and report delivered bitrate,
+                                  request rates and part delay
+  openivs bench latency [flags]   play --url in headless Chromium with the openivs player and
+                                  report glass-to-glass latency
 `
+
+// benchCommands are the `openivs bench` subcommands by name; each returns
+// the process exit status.
+var benchCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"ingest": benchIngestCmd,
+}
 
 // benchCmd runs `openivs bench ...`; the exit status is non-zero when a
 // benchmark's streams failed, so scripts can gate on it.
 func benchCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "ingest" {
-		if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprint(stdout, benchUsage)
-			return 0
-		}
+	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, benchUsage)
+		return 0
+	}
+	var run func([]string, io.Writer, io.Writer) int
+	if len(args) > 0 {
+		run = benchCommands[args[0]]
+	}
+	if run == nil {
 		fmt.Fprint(stderr, benchUsage)
 		return 2
 	}
+	return run(args[1:], stdout, stderr)
+}
+
+// benchIngestCmd runs `openivs bench ingest`.
+func benchIngestCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("openivs bench ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var opts bench.IngestOptions
@@ -45,7 +64,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opts.ClientCost, "client-cost", true, "also measure the publishers alone against a null RTMP server")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurement window to this file")
 	fs.StringVar(&logLevel, "log-level", "", "log the node at this level to stderr (default: silent)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

@@ -41,6 +41,8 @@ const usage = `openivs — a self-hosted Amazon Interactive Video Service
 Usage:
   openivs serve [flags]   run every role in one process (openivs serve --help for flags)
   openivs bench ingest    load-test ingest in-process (openivs bench ingest --help for flags)
+  openivs bench viewers   simulate LL-HLS viewers of a playback URL
+  openivs bench latency   measure glass-to-glass latency of a playback URL in headless Chromium
   openivs version         print the version
   openivs help            show this help
 `
