@@ -44,6 +44,8 @@ type App struct {
 	api   *awsapi.Server
 	ivs   *ivs.Service
 	live  *live.Manager
+	// viewers counts viewer sessions for GetStream.viewerCount.
+	viewers *playback.Viewers
 
 	// Bound by Start.
 	httpLn  net.Listener
@@ -189,6 +191,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		IdleTimeout: a.cfg.StreamIdleTimeout,
 	})
 	svc.SetStreamControl(a.live)
+	a.viewers = playback.NewViewers()
+	svc.SetViewerCounter(a.viewers)
 	a.publisher.m.Store(a.live)
 	rtmpSrv := rtmp.NewServer(rtmp.Config{Publisher: &a.publisher, Logger: a.log})
 	handler := a.handler()
@@ -278,7 +282,7 @@ func (a *App) rateLimits() map[string]float64 {
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle(playback.Prefix, &playback.Handler{Region: a.cfg.Region, Streams: a.live})
+	mux.Handle(playback.Prefix, &playback.Handler{Region: a.cfg.Region, Streams: a.live, Viewers: a.viewers})
 	player := webui.Handler(func(channelID string) string {
 		u, _ := a.ivs.ChannelPlaybackURL(context.Background(), a.cfg.AccountID, channelID)
 		return u

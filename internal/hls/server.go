@@ -15,6 +15,9 @@ import (
 // request may ask for before it is refused (RFC 8216bis §6.2.5.2).
 const advancePartLimit = 3
 
+// PlaylistName is the media playlist's resource name for ServeMedia.
+const PlaylistName = playlistName
+
 // Content types of what ServeMedia returns.
 const (
 	typePlaylist = "application/vnd.apple.mpegurl"

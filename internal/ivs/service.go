@@ -131,6 +131,8 @@ type Service struct {
 	model *awsapi.Model
 	// streams reaches live streams; nil until the ingest side is wired.
 	streams StreamControl
+	// viewers counts live viewers; nil until playback is wired.
+	viewers ViewerCounter
 }
 
 // New builds the service.

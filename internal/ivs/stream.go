@@ -93,6 +93,23 @@ type StreamControl interface {
 // SetStreamControl connects the live-stream side (called by internal/app).
 func (s *Service) SetStreamControl(c StreamControl) { s.streams = c }
 
+// ViewerCounter reports a live channel's current viewers (playback's
+// viewer sessions) for Stream.viewerCount.
+type ViewerCounter interface {
+	Count(channelARN string) int
+}
+
+// SetViewerCounter connects the playback side (called by internal/app).
+func (s *Service) SetViewerCounter(c ViewerCounter) { s.viewers = c }
+
+// viewerCount is what Stream.viewerCount says for a live channel.
+func (s *Service) viewerCount(channelARN string) int64 {
+	if s.viewers == nil {
+		return 0
+	}
+	return int64(s.viewers.Count(channelARN))
+}
+
 func notBroadcasting(channelARN string) *awsapi.Error {
 	return awsapi.Errorf("ChannelNotBroadcasting", "Channel %s is not broadcasting.", channelARN)
 }
@@ -130,6 +147,7 @@ func (s *Service) getStream(ctx context.Context, call *awsapi.Call) (any, error)
 	}
 	a, _ := parseARN(ch.ARN)
 	st.ChannelArn, st.PlaybackURL = ch.ARN, s.PlaybackURL(ch.Account, a.ID)
+	st.ViewerCount = s.viewerCount(ch.ARN)
 	return map[string]any{"stream": st}, nil
 }
 
@@ -184,6 +202,7 @@ fill:
 				continue
 			}
 			st.ChannelArn, st.PlaybackURL = r.Parent, ""
+			st.ViewerCount = s.viewerCount(r.Parent)
 			streams = append(streams, st)
 		}
 		if len(items) <= limit {

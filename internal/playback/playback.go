@@ -1,7 +1,7 @@
 // Package playback serves viewers: the multivariant playlist at a
 // channel's playbackUrl and the renditions' playlists and media below it.
-// (Private-channel tokens, restriction policies and viewer sessions come
-// with the private-channels issue.)
+// It also counts viewers (viewers.go). Private-channel tokens and
+// restriction policies come with the private-channels issue.
 package playback
 
 import (
@@ -24,6 +24,10 @@ type Streams interface {
 type Handler struct {
 	Region  string
 	Streams Streams
+	// Viewers, when set, counts viewer sessions: the multivariant playlist
+	// mints a session id into its rendition URLs and every media playlist
+	// fetch renews it.
+	Viewers *Viewers
 }
 
 // Prefix is the path every playback URL starts with.
@@ -63,11 +67,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sub == "" {
 		// The path says "source", not the IVS-style name, because the name
 		// follows the measured frame rate and must not move under players.
+		uri := stream + "/" + sourceRendition + "/playlist.m3u8"
+		cache := "max-age=1"
+		if h.Viewers != nil {
+			// A player reloading the multivariant playlist keeps its session.
+			id := r.URL.Query().Get(sessionParam)
+			if !validSessionID(id) {
+				id = newSessionID()
+			}
+			h.Viewers.Touch(arn, id)
+			uri += "?" + sessionParam + "=" + id
+			cache = "private, no-store" // one viewer's session id
+		}
 		body := hls.MultivariantPlaylist([]hls.Rendition{{
-			Name: renditionName(p, tracks), URI: stream + "/" + sourceRendition + "/playlist.m3u8", Info: p.Info(),
+			Name: renditionName(p, tracks), URI: uri, Info: p.Info(),
 		}})
 		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
-		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("Cache-Control", cache)
 		_, _ = w.Write(body)
 		return
 	}
@@ -75,6 +91,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok || rendition != sourceRendition || resource == "" || strings.Contains(resource, "/") {
 		writeError(w, http.StatusNotFound, "no such rendition")
 		return
+	}
+	if h.Viewers != nil && resource == hls.PlaylistName {
+		h.Viewers.Touch(arn, sessionKey(r))
 	}
 	p.ServeMedia(w, r, resource)
 }

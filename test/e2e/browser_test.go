@@ -85,6 +85,10 @@ func TestBrowserPlaysLiveStream(t *testing.T) {
 			waitLive(t, c, ch.Channel.Arn, enc)
 			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
 
+			if st, err := c.GetStream(t.Context(), &ivs.GetStreamInput{ChannelArn: ch.Channel.Arn}); err != nil || st.Stream.ViewerCount != 0 {
+				t.Errorf("GetStream before anyone watches: %+v, %v; want viewerCount 0", st, err)
+			}
+
 			// A same-origin proxy in front of the server injects the probe into the
 			// demo page; player, playlists and media pass through unchanged.
 			target, _ := url.Parse(srv.Endpoint)
@@ -154,6 +158,12 @@ func TestBrowserPlaysLiveStream(t *testing.T) {
 						rep.PlayedMs/1000, rep.State, rep.Position, n, rep.Events, rep.Errors, chromiumLog(out.String()))
 				}
 				time.Sleep(250 * time.Millisecond)
+			}
+			// The one browser is the channel's one viewer.
+			if st, err := c.GetStream(t.Context(), &ivs.GetStreamInput{ChannelArn: ch.Channel.Arn}); err != nil {
+				t.Errorf("GetStream: %v", err)
+			} else if st.Stream.ViewerCount != 1 {
+				t.Errorf("GetStream.viewerCount = %d while one browser plays, want 1", st.Stream.ViewerCount)
 			}
 			rep, _ := snapshot()
 			if rep.MaxStallMs > 1000 {

@@ -1,0 +1,216 @@
+package playback
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/openivs/openivs/internal/hls"
+	"github.com/openivs/openivs/internal/media"
+)
+
+const (
+	region     = "us-west-2"
+	channelARN = "arn:aws:ivs:us-west-2:123456789012:channel/abcdEFGH1234"
+	streamPath = Prefix + "us-west-2.123456789012.channel.abcdEFGH1234"
+)
+
+// A real 1920x1080 Constrained Baseline SPS and its PPS; the pictures
+// are not decodable, but the parameter sets must parse.
+var (
+	testSPS = []byte{
+		0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02,
+		0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04,
+		0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20,
+	}
+	testPPS = []byte{0x68, 0xce, 0x3c, 0x80}
+)
+
+// liveStreams serves one live channel from a real packager.
+type liveStreams struct {
+	p      *hls.Packager
+	tracks []media.Track
+}
+
+func (l *liveStreams) Playback(arn string) (*hls.Packager, []media.Track, bool) {
+	if arn != channelARN || l.p == nil {
+		return nil, nil, false
+	}
+	return l.p, l.tracks, true
+}
+
+// startLive packages two seconds of a synthetic 30 fps stream with a
+// keyframe every second, low latency, and returns once it is playable.
+func startLive(t *testing.T) *liveStreams {
+	t.Helper()
+	v := media.Track{ID: 0, Kind: media.Video, Codec: media.CodecH264, PPS: testPPS}
+	if !v.SetH264SPS(testSPS) {
+		t.Fatal("test SPS does not parse")
+	}
+	a := media.AACTrack(mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2})
+	a.ID = 1
+	tracks := []media.Track{v, a}
+	hub := media.NewHub(tracks, media.HubOptions{})
+	p := hls.NewPackager(hub, hls.Options{LowLatency: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	base := time.Now()
+	const fps = 30
+	for i := range 2 * fps {
+		dts := time.Duration(i) * time.Second / fps
+		key := i%fps == 0
+		nalus := [][]byte{append([]byte{0x41}, make([]byte, 500)...)}
+		if key {
+			nalus = [][]byte{testSPS, testPPS, append([]byte{0x65}, make([]byte, 3000)...)}
+		}
+		hub.Write(&media.Frame{Track: 0, DTS: dts, PTS: dts, Key: key, NALUs: nalus, Wall: base.Add(dts)})
+		hub.Write(&media.Frame{Track: 1, DTS: dts, PTS: dts, Key: true, NALUs: [][]byte{make([]byte, 200)}, Wall: base.Add(dts)})
+	}
+	select {
+	case <-p.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("packager never became ready")
+	}
+	return &liveStreams{p: p, tracks: tracks}
+}
+
+func get(t *testing.T, h http.Handler, target string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Result(), string(body)
+}
+
+func TestOfflineAndUnknownChannelsAre404JSON(t *testing.T) {
+	h := &Handler{Region: region, Streams: &liveStreams{}, Viewers: NewViewers()}
+	for _, target := range []string{
+		streamPath + ".m3u8",                             // offline
+		streamPath + "/source/playlist.m3u8",             // offline rendition
+		Prefix + "eu-west-1.123456789012.channel.x.m3u8", // other region
+		Prefix + "us-west-2.123456789012.stage.x.m3u8",   // not a channel
+		Prefix + "nonsense.m3u8",
+	} {
+		resp, body := get(t, h, target)
+		var e struct{ Message string }
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal([]byte(body), &e) != nil || e.Message == "" {
+			t.Errorf("GET %s = %d %q %s, want 404 with a JSON message", target, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("GET %s: no CORS header on the error", target)
+		}
+	}
+}
+
+var sessionURI = regexp.MustCompile(`(?m)^(\S+/source/playlist\.m3u8)\?vs=([A-Za-z0-9_-]{16})$`)
+
+// TestViewerSessions: the multivariant playlist mints a session id into
+// its rendition URL, media playlist fetches keep that session alive, and
+// Count reports the sessions seen within the window.
+func TestViewerSessions(t *testing.T) {
+	live := startLive(t)
+	v := NewViewers()
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	h := &Handler{Region: region, Streams: live, Viewers: v}
+
+	resp, body := get(t, h, streamPath+".m3u8")
+	m := sessionURI.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("multivariant = %d:\n%s\nwant a rendition URI with a session id", resp.StatusCode, body)
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "private") {
+		t.Errorf("multivariant Cache-Control %q: a CDN must not share one viewer's session id", cc)
+	}
+	first := m[2]
+	if got := v.Count(channelARN); got != 1 {
+		t.Errorf("after one multivariant fetch: %d viewers, want 1", got)
+	}
+
+	// Reloading the multivariant playlist with its session keeps it.
+	_, body = get(t, h, streamPath+".m3u8?vs="+first)
+	if m := sessionURI.FindStringSubmatch(body); m == nil || m[2] != first {
+		t.Errorf("reload with vs=%s gave %q", first, body)
+	}
+	// A second and third viewer, and the first one's media playlist fetches.
+	for range 2 {
+		get(t, h, streamPath+".m3u8")
+	}
+	for range 3 {
+		resp, body := get(t, h, streamPath+"/source/playlist.m3u8?vs="+first)
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "#EXTM3U") {
+			t.Fatalf("media playlist = %d %q", resp.StatusCode, body)
+		}
+	}
+	if got := v.Count(channelARN); got != 3 {
+		t.Errorf("three sessions: %d viewers, want 3", got)
+	}
+
+	// Only the first viewer keeps fetching; the others time out.
+	now = now.Add(ViewerWindow / 2)
+	get(t, h, streamPath+"/source/playlist.m3u8?vs="+first)
+	now = now.Add(ViewerWindow/2 + time.Second)
+	if got := v.Count(channelARN); got != 1 {
+		t.Errorf("after the window: %d viewers, want 1 (the one still fetching)", got)
+	}
+	now = now.Add(ViewerWindow + time.Second)
+	if got := v.Count(channelARN); got != 0 {
+		t.Errorf("after everyone left: %d viewers, want 0", got)
+	}
+}
+
+// TestViewersWithoutSession: clients that load the media playlist directly
+// (or carry a malformed id) are told apart by address and user agent.
+func TestViewersWithoutSession(t *testing.T) {
+	live := startLive(t)
+	v := NewViewers()
+	h := &Handler{Region: region, Streams: live, Viewers: v}
+	for _, ua := range []string{"player-a", "player-b", "player-a"} {
+		get(t, h, streamPath+"/source/playlist.m3u8", "User-Agent", ua)
+	}
+	get(t, h, streamPath+"/source/playlist.m3u8?vs="+strings.Repeat("x", 5000), "User-Agent", "player-a")
+	if got := v.Count(channelARN); got != 2 {
+		t.Errorf("%d viewers, want 2 (two user agents from one address)", got)
+	}
+	// Segments and parts do not count: a CDN may serve them to anyone.
+	if got := v.Count("arn:aws:ivs:us-west-2:123456789012:channel/other"); got != 0 {
+		t.Errorf("unknown channel has %d viewers", got)
+	}
+}
+
+func TestValidSessionID(t *testing.T) {
+	for id, want := range map[string]bool{
+		newSessionID():          true,
+		"AAAAAAAAAAAAAAAA":      true,
+		"abc-_0123456789Z":      true,
+		"":                      false,
+		"short":                 false,
+		"AAAAAAAAAAAAAAAAA":     false, // 17
+		"AAAAAAAAAAAAAAA=":      false,
+		"AAAAAAAA/AAAAAAA":      false,
+		"AAAAAAAA AAAAAAA":      false,
+		"AAAAAAAAAAAAAAA\u00e9": false,
+	} {
+		if got := validSessionID(id); got != want {
+			t.Errorf("validSessionID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package playback
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ViewerWindow is how recently a viewer session must have fetched a
+// playlist to count as watching. LL-HLS players reload every part (~0.25 s)
+// and plain-HLS players every target duration (≤ 4 s here), so a session
+// silent for 10 s has stopped.
+const ViewerWindow = 10 * time.Second
+
+// sessionParam is the query parameter that carries the viewer session id
+// from the multivariant playlist to the media playlists it lists.
+const sessionParam = "vs"
+
+// sessionIDLen is the length of a minted session id: 12 random bytes,
+// base64url without padding.
+const sessionIDLen = 16
+
+// Viewers keeps the live viewer sessions of every channel: a viewer is a
+// client actively fetching playlists, keyed by the session id the
+// multivariant playlist put in its child URLs (or, for a client that
+// skipped the multivariant playlist, by its address and user agent). It
+// is safe for concurrent use; a touch costs a map write under a
+// per-channel lock.
+type Viewers struct {
+	now      func() time.Time
+	channels sync.Map // channel ARN → *channelViewers
+}
+
+type channelViewers struct {
+	mu       sync.Mutex
+	sessions map[string]time.Time // session key → last fetch
+	pruned   time.Time
+}
+
+// NewViewers returns an empty tracker.
+func NewViewers() *Viewers { return &Viewers{now: time.Now} }
+
+// newSessionID mints an unguessable viewer session id.
+func newSessionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// validSessionID reports whether id has the shape newSessionID mints, so
+// that arbitrary query strings cannot grow the table with huge keys.
+func validSessionID(id string) bool {
+	if len(id) != sessionIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// sessionKey identifies the viewer behind r: its session id when the URL
+// carries a well-formed one, else a digest of its address and user agent.
+func sessionKey(r *http.Request) string {
+	if id := r.URL.Query().Get(sessionParam); validSessionID(id) {
+		return id
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	sum := sha256.Sum256([]byte(host + "\x00" + r.UserAgent()))
+	return "anon:" + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// Touch records that the session key fetched from channelARN now.
+func (v *Viewers) Touch(channelARN, key string) {
+	now := v.now()
+	c, ok := v.channels.Load(channelARN)
+	if !ok {
+		c, _ = v.channels.LoadOrStore(channelARN, &channelViewers{sessions: map[string]time.Time{}})
+	}
+	cv := c.(*channelViewers)
+	cv.mu.Lock()
+	cv.sessions[key] = now
+	// Forget stale sessions now and then so a channel watched by many
+	// short visits does not accumulate them between counts.
+	if now.Sub(cv.pruned) > ViewerWindow {
+		cv.pruneLocked(now)
+	}
+	cv.mu.Unlock()
+}
+
+// Count returns how many sessions of channelARN fetched within ViewerWindow.
+func (v *Viewers) Count(channelARN string) int {
+	c, ok := v.channels.Load(channelARN)
+	if !ok {
+		return 0
+	}
+	cv := c.(*channelViewers)
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	cv.pruneLocked(v.now())
+	n := len(cv.sessions)
+	if n == 0 {
+		// Drop the empty entry; a later Touch recreates it. A racing Touch
+		// that already holds cv is harmless: its viewer is counted again at
+		// its next fetch, a fraction of a second later.
+		v.channels.CompareAndDelete(channelARN, cv)
+	}
+	return n
+}
+
+func (cv *channelViewers) pruneLocked(now time.Time) {
+	for k, t := range cv.sessions {
+		if now.Sub(t) > ViewerWindow {
+			delete(cv.sessions, k)
+		}
+	}
+	cv.pruned = now
+}
