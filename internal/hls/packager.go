@@ -30,7 +30,7 @@ const (
 type Options struct {
 	Container  string        // "TS" (default) or "FRAGMENTED_MP4"
 	LowLatency bool          // LL-HLS parts (latencyMode LOW); false = plain HLS
-	PartTarget time.Duration // default 250ms (IVS-like 200–333 ms)
+	PartTarget time.Duration // default 200ms (IVS-like 200–333 ms)
 	// MaxSegment caps segments for long GOPs: the segment is cut at the
 	// next frame past it even without a keyframe, and that next segment is
 	// then not independent.
@@ -45,7 +45,7 @@ func (o Options) withDefaults() Options {
 		o.Container = ContainerTS
 	}
 	if o.PartTarget <= 0 {
-		o.PartTarget = 250 * time.Millisecond
+		o.PartTarget = 200 * time.Millisecond
 	}
 	if o.MaxSegment <= 0 {
 		o.MaxSegment = 4 * time.Second

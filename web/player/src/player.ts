@@ -22,20 +22,28 @@ import {
   TextMetadataCue,
 } from './enums';
 
+// Catch-up limits: never spend the buffer below MIN_CATCHUP_BUFFER seconds
+// (about one part plus a frame) and never play faster than MAX_CATCHUP_RATE.
+const MIN_CATCHUP_BUFFER = 0.3;
+const MAX_CATCHUP_RATE = 1.25;
+
 export const VERSION = '1.44.0-openivs.0';
 
 type Listener = (payload?: unknown) => void;
 
-// hls.js settings for ~1 s glass-to-glass on LL-HLS. Target latency comes
-// from the server's PART-HOLD-BACK (or HOLD-BACK on plain HLS) so that one
-// player works for both; playback is sped up slightly to catch up after a stall.
+// hls.js settings for sub-second glass-to-glass on LL-HLS. Target latency
+// comes from the server's PART-HOLD-BACK (or HOLD-BACK on plain HLS) so that
+// one player works for both; playback is sped up slightly to catch up after
+// a stall (syncToLive).
 function hlsConfig(lowLatency: boolean, initialBuffer: number): Partial<HlsConfig> {
   return {
     lowLatencyMode: lowLatency,
     enableWorker: true, // transmuxer runs in a blob: worker (CSP worker-src blob:)
     backBufferLength: 30,
     maxBufferLength: 10,
-    maxLiveSyncPlaybackRate: lowLatency ? 1.5 : 1,
+    // The player runs its own catch-up (syncToLive): hls.js only speeds up
+    // with more than 1 s buffered, which never happens below 1 s of latency.
+    maxLiveSyncPlaybackRate: 1,
     liveSyncOnStallIncrease: 0.25,
     highBufferWatchdogPeriod: 1,
     nudgeMaxRetry: 5,
@@ -526,6 +534,25 @@ export class MediaPlayer {
     this.hls.autoLevelCapping = cap;
   }
 
+  // Low-latency catch-up, run on every timeupdate (~4 Hz): while behind the
+  // target latency and with buffer to spend, play up to 25% faster (pitch is
+  // preserved, so it goes unnoticed); otherwise play at normal speed. Beyond
+  // liveMaxLatencyDuration hls.js jumps to the live edge instead.
+  private syncToLive(): void {
+    const hls = this.hls;
+    const v = this.video;
+    if (!hls || !this.isLive || !this.lowLatencyEnabled || !this.serverLowLatency || v.paused || this.seeking) return;
+    const target = hls.targetLatency;
+    const latency = hls.latency;
+    if (target == null || !(latency > 0)) return;
+    const behind = latency - target;
+    let rate = 1;
+    if (behind > 0.05 && this.getBufferDuration() > MIN_CATCHUP_BUFFER) {
+      rate = Math.min(MAX_CATCHUP_RATE, Math.round((1 + behind) * 20) / 20);
+    }
+    if (v.playbackRate !== rate) v.playbackRate = rate;
+  }
+
   private startPlayback(): void {
     if (this.state === PlayerState.READY || this.state === PlayerState.IDLE) {
       this.setState(PlayerState.BUFFERING);
@@ -624,7 +651,10 @@ export class MediaPlayer {
       this.setState(PlayerState.IDLE);
     });
     on('ended', () => this.setState(PlayerState.ENDED));
-    on('timeupdate', () => this.emit(PlayerEventType.TIME_UPDATE, v.currentTime));
+    on('timeupdate', () => {
+      this.syncToLive();
+      this.emit(PlayerEventType.TIME_UPDATE, v.currentTime);
+    });
     on('seeked', () => {
       this.seeking = false;
       this.emit(PlayerEventType.SEEK_COMPLETED, v.currentTime);
