@@ -256,9 +256,11 @@ func TestTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := feed(t, s1, 30, 0, time.Now(), 100); err != nil {
+	start := time.Now()
+	if err := feed(t, s1, 30, 0, start, 100); err != nil {
 		t.Fatal(err)
 	}
+	lastWall := start.Add(29 * time.Second / 30)
 	// Lower or equal priority: refused with a Takeover Failure.
 	if _, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: key, Priority: 2, HasPriority: true}); err == nil {
 		t.Fatal("equal priority took over")
@@ -294,26 +296,35 @@ func TestTakeover(t *testing.T) {
 	}
 	hub, _ := f.mgr.Hub(arn)
 	sub := hub.Subscribe("after")
-	if err := feed(t, s2, 30, 0, time.Now(), 100); err != nil {
+	// The new encoder's first frames are a burst held back by track
+	// discovery: 3 s of media (keyframes each second) stamped from 2 s
+	// before the old connection's last frame.
+	if err := feed(t, s2, 90, 0, lastWall.Add(-2*time.Second), 100); err != nil {
 		t.Fatal(err)
 	}
 	s1.Close(nil) // the old encoder disconnecting does not end the stream
 	if _, live := f.mgr.Hub(arn); !live {
 		t.Fatal("stream ended when the taken-over connection closed")
 	}
-	var sawDiscontinuity bool
+	var resumed *media.Frame
 	for i := 0; i < 60; i++ {
 		fr, err := sub.Next(ctx)
 		if err != nil {
 			break
 		}
 		if fr.Discontinuity {
-			sawDiscontinuity = true
+			resumed = fr
 			break
 		}
 	}
-	if !sawDiscontinuity || !f.events.has("Stream Takeover") {
-		t.Fatalf("discontinuity %v, events %v", sawDiscontinuity, f.events.names())
+	if resumed == nil || !f.events.has("Stream Takeover") {
+		t.Fatalf("discontinuity %v, events %v", resumed, f.events.names())
+	}
+	// It resumes at a keyframe no more than takeoverOverlap behind where the
+	// old connection stopped, not at the start of the new one's burst.
+	if !resumed.Key || resumed.Wall.Before(lastWall.Add(-takeoverOverlap)) {
+		t.Errorf("resumed at key=%v, %v before the old connection's last frame; want a keyframe at most %v before",
+			resumed.Key, lastWall.Sub(resumed.Wall), takeoverOverlap)
 	}
 }
 

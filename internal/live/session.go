@@ -167,8 +167,20 @@ type conn struct {
 
 	closeOnce    sync.Once
 	done         chan struct{}
-	discontinued bool // the next frame is the first after a takeover
+	discontinued bool // the next frame written is the first after a takeover
+	// resumeAt is, after a takeover, the earliest ingest time of the
+	// keyframe this connection's media may resume the stream at.
+	resumeAt time.Time
 }
+
+// takeoverOverlap bounds how much already-streamed time a takeover may
+// replay. The new encoder's first frames are ~2 s old when they are
+// written (RTMP track discovery holds them), so resuming at its first
+// keyframe would send viewers back in time; it resumes at the first
+// keyframe at most this far behind the old connection's last frame, which
+// leaves a gap of at most one GOP minus this and never moves the live edge
+// back more than this.
+const takeoverOverlap = time.Second
 
 // Start implements ingest.Admission.
 func (c *conn) Start(tracks []media.Track, encoder string) (ingest.Stream, error) {
@@ -202,6 +214,7 @@ func (c *conn) Start(tracks []media.Track, encoder string) (ingest.Stream, error
 			old.stop()
 		}
 		s.current, c.takeover, c.discontinued = c, false, true
+		c.resumeAt = s.lastFrame.Add(-takeoverOverlap)
 		s.takeovers++
 		s.event(events.StreamStateChange, "Stream Takeover", "", now)
 		s.save()
@@ -250,6 +263,11 @@ func (c *conn) WriteFrame(f *media.Frame) error {
 		return fmt.Errorf("live: frame for track %d of a %d-track stream", f.Track, len(s.tracks))
 	}
 	if c.discontinued {
+		if s.tracks[f.Track].Kind != media.Video || !f.Key || (!f.Wall.IsZero() && f.Wall.Before(c.resumeAt)) {
+			// Not where the stream can resume after the takeover (see takeoverOverlap).
+			s.mu.Unlock()
+			return nil
+		}
 		f.Discontinuity, c.discontinued = true, false
 	}
 	now := f.Wall
