@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -62,16 +63,7 @@ type browserReport struct {
 // formats.
 func TestBrowserPlaysLiveStream(t *testing.T) {
 	t.Parallel()
-	chromium := os.Getenv("OPENIVS_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("OPENIVS_NO_CHROMIUM") == "1" {
-			t.Skip("SKIPPING: Chromium is not installed and OPENIVS_NO_CHROMIUM=1")
-		}
-		t.Fatalf("Chromium missing at %s (make test installs it)", chromium)
-	}
+	chromium := chromiumPath(t)
 	srv := startServer(t, serverOpts{})
 	c := ivsClient(t, srv)
 	// One after the other: two browsers and encoders at once would starve
@@ -89,62 +81,7 @@ func TestBrowserPlaysLiveStream(t *testing.T) {
 				t.Errorf("GetStream before anyone watches: %+v, %v; want viewerCount 0", st, err)
 			}
 
-			// A same-origin proxy in front of the server injects the probe into the
-			// demo page; player, playlists and media pass through unchanged.
-			target, _ := url.Parse(srv.Endpoint)
-			proxy := httputil.NewSingleHostReverseProxy(target)
-			proxy.ModifyResponse = func(resp *http.Response) error {
-				if !strings.HasPrefix(resp.Request.URL.Path, "/play/") {
-					return nil
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil {
-					return err
-				}
-				page := strings.Replace(string(body), "<head>", `<head><script src="/__probe.js"></script>`, 1)
-				// The page's CSP names the server's origin; the proxy is another one.
-				page = strings.ReplaceAll(page, srv.Endpoint, "")
-				resp.Header.Del("Content-Security-Policy")
-				resp.Header.Del("Content-Length")
-				resp.Body = io.NopCloser(strings.NewReader(page))
-				return nil
-			}
-			var mu sync.Mutex
-			var last browserReport
-			reports := 0
-			mux := http.NewServeMux()
-			mux.HandleFunc("/__probe.js", func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/javascript")
-				_, _ = io.WriteString(w, browserProbe)
-			})
-			mux.HandleFunc("/__report", func(w http.ResponseWriter, r *http.Request) {
-				var rep browserReport
-				if err := json.NewDecoder(r.Body).Decode(&rep); err == nil {
-					mu.Lock()
-					last, reports = rep, reports+1
-					mu.Unlock()
-				}
-			})
-			mux.Handle("/", proxy)
-			front := httptest.NewServer(mux)
-			t.Cleanup(front.Close)
-			snapshot := func() (browserReport, int) {
-				mu.Lock()
-				defer mu.Unlock()
-				return last, reports
-			}
-
-			profile := t.TempDir()
-			cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-				"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-				"--autoplay-policy=no-user-gesture-required", "--mute-audio", "--remote-debugging-port=0",
-				"--user-data-dir="+profile, front.URL+"/play/"+id)
-			out := &lockedBuffer{}
-			cmd.Stdout, cmd.Stderr = out, out
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			must(t, cmd.Start(), "start chromium")
-			t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+			snapshot, chromiumOut := startBrowser(t, srv, chromium, id)
 
 			// Play for 30 s.
 			deadline := time.Now().Add(90 * time.Second)
@@ -155,7 +92,7 @@ func TestBrowserPlaysLiveStream(t *testing.T) {
 				}
 				if time.Now().After(deadline) {
 					t.Fatalf("played %.1f s of 30 within 90 s (state %q, position %.1f, %d reports, events %v, errors %v)\nchromium:\n%s",
-						rep.PlayedMs/1000, rep.State, rep.Position, n, rep.Events, rep.Errors, chromiumLog(out.String()))
+						rep.PlayedMs/1000, rep.State, rep.Position, n, rep.Events, rep.Errors, chromiumLog(chromiumOut()))
 				}
 				time.Sleep(250 * time.Millisecond)
 			}
@@ -197,6 +134,87 @@ func TestBrowserPlaysLiveStream(t *testing.T) {
 	}
 }
 
+// startBrowser opens /play/<channelID> in headless Chromium behind a
+// same-origin proxy that injects the probe; it returns the probe's latest
+// report (and how many arrived) and Chromium's output so far.
+func startBrowser(t *testing.T, srv *server, chromium, id string) (snapshot func() (browserReport, int), output func() string) {
+	t.Helper()
+	// A same-origin proxy in front of the server injects the probe into the
+	// demo page; player, playlists and media pass through unchanged.
+	target, _ := url.Parse(srv.Endpoint)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasPrefix(resp.Request.URL.Path, "/play/") {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		page := strings.Replace(string(body), "<head>", `<head><script src="/__probe.js"></script>`, 1)
+		// The page's CSP names the server's origin; the proxy is another one.
+		page = strings.ReplaceAll(page, srv.Endpoint, "")
+		resp.Header.Del("Content-Security-Policy")
+		resp.Header.Del("Content-Length")
+		resp.Body = io.NopCloser(strings.NewReader(page))
+		return nil
+	}
+	var mu sync.Mutex
+	var last browserReport
+	reports := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("/__probe.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = io.WriteString(w, browserProbe)
+	})
+	mux.HandleFunc("/__report", func(w http.ResponseWriter, r *http.Request) {
+		var rep browserReport
+		if err := json.NewDecoder(r.Body).Decode(&rep); err == nil {
+			mu.Lock()
+			last, reports = rep, reports+1
+			mu.Unlock()
+		}
+	})
+	mux.Handle("/", proxy)
+	front := httptest.NewServer(mux)
+	t.Cleanup(front.Close)
+	snapshot = func() (browserReport, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return last, reports
+	}
+
+	profile := t.TempDir()
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+		"--autoplay-policy=no-user-gesture-required", "--mute-audio", "--remote-debugging-port=0",
+		"--user-data-dir="+profile, front.URL+"/play/"+id)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must(t, cmd.Start(), "start chromium")
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	return snapshot, out.String
+}
+
+// chromiumPath is the Chromium to drive; a missing one fails the test
+// (make test installs it) unless OPENIVS_NO_CHROMIUM=1 says to skip.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	chromium := os.Getenv("OPENIVS_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("OPENIVS_NO_CHROMIUM") == "1" {
+			t.Skip("SKIPPING: Chromium is not installed and OPENIVS_NO_CHROMIUM=1")
+		}
+		t.Fatalf("Chromium missing at %s (make test installs it)", chromium)
+	}
+	return chromium
+}
+
 // chromiumLog drops the D-Bus complaints headless Chromium prints on a
 // machine without a session bus, which would bury what matters.
 func chromiumLog(s string) string {
@@ -217,4 +235,66 @@ func hasInOrder(seq []string, want ...string) bool {
 		}
 	}
 	return i == len(want)
+}
+
+// TestBrowserPlaysThroughTakeover: a higher-priority encoder takes over a
+// live stream while our player plays it in Chromium; the player crosses the
+// discontinuity and keeps playing the new encoder's media.
+func TestBrowserPlaysThroughTakeover(t *testing.T) {
+	t.Parallel()
+	chromium := chromiumPath(t)
+	srv := startServer(t, serverOpts{})
+	c := ivsClient(t, srv)
+	ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType})
+	arn := aws.ToString(ch.Channel.Arn)
+	key := aws.ToString(ch.StreamKey.Value)
+	opts := encodeOpts{size: "640x360", bitrate: "800k", seconds: 180}
+	first := startEncoder(t, rtmpsURL(srv, key+"?priority=1"), opts)
+	waitLive(t, c, ch.Channel.Arn, first)
+	waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+	snapshot, chromiumOut := startBrowser(t, srv, chromium, arn[strings.LastIndex(arn, "/")+1:])
+
+	waitPlayed := func(ms float64, within time.Duration) browserReport {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			rep, n := snapshot()
+			if rep.PlayedMs >= ms {
+				return rep
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("played %.1f s of %.0f (state %q, position %.1f, %d reports, events %v, errors %v)\nchromium:\n%s",
+					rep.PlayedMs/1000, ms/1000, rep.State, rep.Position, n, rep.Events, rep.Errors, chromiumLog(chromiumOut()))
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	waitPlayed(8_000, 90*time.Second)
+
+	second := startEncoder(t, rtmpsURL(srv, key+"?priority=2"), opts)
+	if !first.waitExit(20 * time.Second) {
+		t.Fatalf("the first encoder was not taken over; second said:\n%s", second.out.String())
+	}
+	waitEvent(t, c, ch.Channel.Arn, "Stream Takeover", 5*time.Second)
+	before, _ := snapshot()
+	after := waitPlayed(before.PlayedMs+10_000, 30*time.Second)
+	if adv := after.Position - before.Position; adv < 7 {
+		t.Errorf("position advanced %.1f s in the 10 s after the takeover (state %q, errors %v)", adv, after.State, after.Errors)
+	}
+	if after.State != "Playing" {
+		t.Errorf("state %q after the takeover, want Playing", after.State)
+	}
+	if !slices.Contains(after.Events, "PlayerSegmentDiscontinuity") {
+		t.Errorf("no PlayerSegmentDiscontinuity event: %v", after.Events)
+	}
+	t.Logf("longest stall %.0f ms; latency samples p50 %.2f s", after.MaxStallMs, median(after.Latencies))
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	sort.Float64s(v)
+	return v[len(v)/2]
 }
