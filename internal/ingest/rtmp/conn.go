@@ -143,8 +143,9 @@ func (s *Server) runConn(ctx context.Context, cancel context.CancelCauseFunc, nc
 		return fmt.Errorf("rtmp accept publish: %w", err)
 	}
 
-	// Track discovery reads ~2 s of media (gortmplib's analyze period); it
-	// must not outlast one read timeout in total.
+	// Track discovery reads up to 2 s of media (gortmplib's analyze period;
+	// usually far less, see trackAnnouncement); it must not outlast one
+	// read timeout in total.
 	rc := &recvConn{
 		ServerConn: sc,
 		nc:         nc,
@@ -221,9 +222,18 @@ type recvConn struct {
 	stamps  map[message.Message]time.Time
 	last    time.Time
 	encoder string
+	// announce ends discovery early once the announced tracks are
+	// configured, by handing the Reader sentinel (see trackAnnouncement).
+	announce trackAnnouncement
+	sentinel message.Message
+	sent     bool
 }
 
 func (c *recvConn) Read() (message.Message, error) {
+	if c.sentinel != nil && !c.sent {
+		c.sent = true
+		return c.sentinel, nil
+	}
 	deadline := time.Now().Add(c.timeout)
 	if !c.discovery.IsZero() && c.discovery.Before(deadline) {
 		deadline = c.discovery
@@ -238,6 +248,9 @@ func (c *recvConn) Read() (message.Message, error) {
 	c.last = time.Now()
 	if !c.discovery.IsZero() {
 		c.stamps[msg] = c.last
+		if c.sentinel == nil && c.announce.observe(msg) {
+			c.sentinel = c.announce.sentinel()
+		}
 	}
 	switch m := msg.(type) {
 	case *message.DataAMF0:
@@ -268,6 +281,12 @@ func (c *replayConn) Read() (message.Message, error) {
 	msg, err := c.Conn.Read()
 	if err != nil {
 		return nil, err
+	}
+	if msg == c.rc.sentinel {
+		// Discovery's end marker, not the encoder's.
+		if msg, err = c.Conn.Read(); err != nil {
+			return nil, err
+		}
 	}
 	if t, ok := c.rc.stamps[msg]; ok {
 		delete(c.rc.stamps, msg)

@@ -18,28 +18,36 @@ const maxEncoderLen = 128
 // onMetaData at all. gortmplib decodes the AMF0 but its Reader drops data
 // messages, so this front-end reads them itself.
 func encoderFromData(d amf0.Data) (encoder string, ok bool) {
+	obj, ok := metadataObject(d)
+	if !ok {
+		return "", false
+	}
+	s, _ := obj.GetString("encoder")
+	return cleanEncoder(s), true
+}
+
+// metadataObject returns the properties of an onMetaData data message
+// (sent bare or wrapped in @setDataFrame); ok is false for other messages.
+// A malformed onMetaData yields an empty object.
+func metadataObject(d amf0.Data) (obj amf0.Object, ok bool) {
 	if len(d) > 0 {
 		if s, isStr := d[0].(string); isStr && s == "@setDataFrame" {
 			d = d[1:]
 		}
 	}
 	if len(d) < 2 {
-		return "", false
+		return nil, false
 	}
 	if name, isStr := d[0].(string); !isStr || name != "onMetaData" {
-		return "", false
+		return nil, false
 	}
-	var obj amf0.Object
 	switch v := d[1].(type) {
 	case amf0.Object:
-		obj = v
+		return v, true
 	case amf0.ECMAArray:
-		obj = amf0.Object(v)
-	default:
-		return "", true
+		return amf0.Object(v), true
 	}
-	s, _ := obj.GetString("encoder")
-	return cleanEncoder(s), true
+	return amf0.Object{}, true
 }
 
 // cleanEncoder makes encoder-supplied text safe to store and log: valid UTF-8,
