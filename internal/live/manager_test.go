@@ -60,7 +60,7 @@ type fixture struct {
 	events *recorder
 }
 
-func newFixture(t *testing.T, cfg Config, quotas ivs.Quotas) *fixture {
+func newFixture(t testing.TB, cfg Config, quotas ivs.Quotas) *fixture {
 	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite", t.TempDir())
 	if err != nil {
@@ -83,7 +83,7 @@ func newFixture(t *testing.T, cfg Config, quotas ivs.Quotas) *fixture {
 }
 
 // channel creates a channel and returns its ARN and stream key.
-func (f *fixture) channel(t *testing.T, typ string, insecure bool) (arn, key string) {
+func (f *fixture) channel(t testing.TB, typ string, insecure bool) (arn, key string) {
 	t.Helper()
 	ch, k, err := f.svc.CreateChannel(context.Background(), "123456789012", "", typ, insecure)
 	if err != nil {

@@ -476,7 +476,11 @@ func (s *session) startPackager(now time.Time) {
 			return
 		}
 		s.streaming = true
-		s.event(events.StreamStateChange, "Stream Start", "", time.Now())
+		now := time.Now()
+		// Stream start latency: the first video frame (a keyframe; the
+		// packager skips anything before one) reaching ingest → playable.
+		s.m.log.Info("stream playable", "stream_id", s.st.StreamID, "after_first_frame", now.Sub(s.firstVideoWall).Round(time.Millisecond))
+		s.event(events.StreamStateChange, "Stream Start", "", now)
 		s.save()
 	}()
 }
