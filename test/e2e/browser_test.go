@@ -298,3 +298,43 @@ func median(v []float64) float64 {
 	sort.Float64s(v)
 	return v[len(v)/2]
 }
+
+// TestBrowserPlaysNormalLatency: a latencyMode NORMAL channel gets plain
+// HLS (no parts); our player plays it as a normal-latency live stream.
+func TestBrowserPlaysNormalLatency(t *testing.T) {
+	t.Parallel()
+	chromium := chromiumPath(t)
+	srv := startServer(t, serverOpts{})
+	c := ivsClient(t, srv)
+	ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, LatencyMode: types.ChannelLatencyModeNormalLatency})
+	arn := aws.ToString(ch.Channel.Arn)
+	enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 180})
+	waitLive(t, c, ch.Channel.Arn, enc)
+	waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+	snapshot, chromiumOut := startBrowser(t, srv, chromium, arn[strings.LastIndex(arn, "/")+1:])
+
+	deadline := time.Now().Add(90 * time.Second)
+	var rep browserReport
+	for {
+		var n int
+		rep, n = snapshot()
+		if rep.PlayedMs >= 15_000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("played %.1f s of 15 within 90 s (state %q, position %.1f, %d reports, events %v, errors %v)\nchromium:\n%s",
+				rep.PlayedMs/1000, rep.State, rep.Position, n, rep.Events, rep.Errors, chromiumLog(chromiumOut()))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if rep.LowLatency {
+		t.Error("the player reports low latency on a NORMAL channel")
+	}
+	if rep.MaxStallMs > 1000 {
+		t.Errorf("playback stalled for %.0f ms", rep.MaxStallMs)
+	}
+	if rep.Position < 10 {
+		t.Errorf("position %.1f s after 15 s of playback", rep.Position)
+	}
+	t.Logf("NORMAL latency p50 %.2f s over %d samples", median(rep.Latencies), len(rep.Latencies))
+}
