@@ -169,7 +169,7 @@ func (b *builder) add(f *media.Frame) error {
 			minSeg = plainMinSegment
 		}
 		cutSeg := f.Discontinuity || (key && segElapsed >= minSeg) || segElapsed >= b.p.opts.MaxSegment
-		cutPart := cutSeg || (b.p.opts.LowLatency && elapsed+b.frameDur > b.p.opts.PartTarget)
+		cutPart := cutSeg || (b.p.opts.LowLatency && elapsed+b.frameDur > b.p.opts.partLimit())
 		if cutPart {
 			if err := b.closePart(elapsed, f.DTS, !f.Discontinuity); err != nil {
 				return err

@@ -40,6 +40,16 @@ type Options struct {
 	Logger         *slog.Logger // default slog.Default()
 }
 
+// partTolerance lets a part run this much past PartTarget. RTMP and FLV
+// timestamps are whole milliseconds, so a 30 fps frame lasts 33 or 34 ms
+// and six of them may measure 201 ms: without the tolerance such a part
+// is cut a frame early and every GOP ends in a one-frame part, 20% more
+// requests from every viewer for 3% of the media.
+const partTolerance = 2 * time.Millisecond
+
+// partLimit is the longest a part may be, announced as PART-TARGET.
+func (o Options) partLimit() time.Duration { return o.PartTarget + partTolerance }
+
 func (o Options) withDefaults() Options {
 	if o.Container != ContainerFMP4 {
 		o.Container = ContainerTS

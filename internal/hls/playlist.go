@@ -74,8 +74,8 @@ func (p *Packager) mediaPlaylistLocked(skip bool) []byte {
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", p.target)
 	if ll {
 		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%s,CAN-SKIP-UNTIL=%s\n",
-			secs(3*p.opts.PartTarget), secs(p.canSkipUntilLocked()))
-		fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%s\n", secs(p.opts.PartTarget))
+			secs(3*p.opts.partLimit()), secs(p.canSkipUntilLocked()))
+		fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%s\n", secs(p.opts.partLimit()))
 	}
 	var msn, disc uint64
 	if len(segs) > 0 {

@@ -132,11 +132,11 @@ func TestMediaPlaylist(t *testing.T) {
 			}
 			if opts.LowLatency {
 				if m.ServerControl == nil || !m.ServerControl.CanBlockReload || m.ServerControl.PartHoldBack == nil ||
-					*m.ServerControl.PartHoldBack != 3*opts.PartTarget || m.ServerControl.CanSkipUntil == nil ||
+					*m.ServerControl.PartHoldBack != 3*opts.partLimit() || m.ServerControl.CanSkipUntil == nil ||
 					*m.ServerControl.CanSkipUntil != time.Duration(6*m.TargetDuration)*time.Second {
 					t.Errorf("server control %+v", m.ServerControl)
 				}
-				if m.PartInf == nil || m.PartInf.PartTarget != opts.PartTarget {
+				if m.PartInf == nil || m.PartInf.PartTarget != opts.partLimit() {
 					t.Errorf("part inf %+v", m.PartInf)
 				}
 			} else if m.ServerControl != nil || m.PartInf != nil || strings.Contains(string(body), "#EXT-X-PART") {
@@ -199,8 +199,8 @@ func TestMediaPlaylist(t *testing.T) {
 				var partSum time.Duration
 				var joined []byte
 				for j, pt := range s.Parts {
-					if pt.Duration > opts.PartTarget {
-						t.Errorf("part %d.%d lasts %v > target", msn, j, pt.Duration)
+					if pt.Duration > opts.partLimit() {
+						t.Errorf("part %d.%d lasts %v > PART-TARGET", msn, j, pt.Duration)
 					}
 					if j == 0 && tc.indepSegs && !pt.Independent {
 						t.Errorf("first part of %d not INDEPENDENT", msn)
@@ -293,5 +293,47 @@ func TestTakeoverNewInit(t *testing.T) {
 	}
 	if resp, _ := get(t, srv.URL+"/init0.mp4"); resp.StatusCode != 404 {
 		t.Errorf("init0.mp4: %d", resp.StatusCode)
+	}
+}
+
+// TestPartsWithMillisecondTimestamps: RTMP stamps frames in whole
+// milliseconds, so 30 fps frames last 33 or 34 ms. Parts still come out as
+// six frames each, five to a one-second GOP, with no one-frame part at the
+// end of every segment, and every part but a segment's last (and
+// independent ones) lasts at least 85% of PART-TARGET (RFC 8216bis 4.4.4.9).
+func TestPartsWithMillisecondTimestamps(t *testing.T) {
+	frames := synth{seconds: 5, gop: 30}.frames(time.Now())
+	for _, f := range frames {
+		f.DTS, f.PTS = f.DTS.Round(time.Millisecond), f.PTS.Round(time.Millisecond)
+	}
+	p := packageAll(t, Options{LowLatency: true, WindowSegments: 30}, frames)
+	srv := serve(t, p)
+	_, body := get(t, srv.URL+"/playlist.m3u8")
+	m := parseMedia(t, body)
+	limit := m.PartInf.PartTarget
+	checked := 0
+	for i, s := range m.Segments[:len(m.Segments)-1] {
+		if len(s.Parts) == 0 {
+			continue // parts are listed for the last few segments only
+		}
+		checked++
+		if len(s.Parts) != 5 {
+			durs := []time.Duration{}
+			for _, pt := range s.Parts {
+				durs = append(durs, pt.Duration)
+			}
+			t.Errorf("segment %d has %d parts %v, want 5 of 200 ms", i, len(s.Parts), durs)
+		}
+		for j, pt := range s.Parts {
+			if pt.Duration > limit {
+				t.Errorf("part %d.%d lasts %v > PART-TARGET %v", i, j, pt.Duration, limit)
+			}
+			if j < len(s.Parts)-1 && !pt.Independent && pt.Duration < limit*85/100 {
+				t.Errorf("part %d.%d lasts %v < 85%% of PART-TARGET %v", i, j, pt.Duration, limit)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatalf("no complete segment lists its parts:\n%s", body)
 	}
 }
