@@ -15,6 +15,7 @@ import (
 
 	"github.com/openivs/openivs/internal/awsapi"
 	"github.com/openivs/openivs/internal/ivs"
+	"github.com/openivs/openivs/internal/playback"
 	"github.com/openivs/openivs/internal/store"
 	"github.com/openivs/openivs/internal/testutil/awstest"
 )
@@ -36,9 +37,10 @@ func (staticCreds) Lookup(id string) (string, string, bool) {
 }
 
 type fixture struct {
-	store  store.Store
-	client *sdk.Client
-	url    string
+	store   store.Store
+	client  *sdk.Client
+	url     string
+	viewers *playback.Viewers
 }
 
 // newFixture serves the IVS API over real HTTP on an SQLite store and
@@ -57,6 +59,8 @@ func newFixture(tb testing.TB, disableRateLimits bool) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	viewers := playback.NewViewers()
+	svc.SetViewerCounter(viewers)
 	if err := api.Mount(svc.API()); err != nil {
 		tb.Fatal(err)
 	}
@@ -70,14 +74,14 @@ func newFixture(tb testing.TB, disableRateLimits bool) *fixture {
 		}),
 		Retryer: awstest.Retryer(),
 	})
-	return &fixture{store: st, client: client, url: srv.URL}
+	return &fixture{store: st, client: client, url: srv.URL, viewers: viewers}
 }
 
 // goLive writes the records the live-stream manager keeps for a live
 // channel, so the read side of the stream operations can be exercised.
 func (f *fixture) goLive(t *testing.T, channelARN, streamID, health string, seqStart time.Time) {
 	t.Helper()
-	doc, _ := json.Marshal(ivs.Stream{StreamID: streamID, StartTime: seqStart, State: "LIVE", Health: health, ViewerCount: 3})
+	doc, _ := json.Marshal(ivs.Stream{StreamID: streamID, StartTime: seqStart, State: "LIVE", Health: health})
 	a, _ := ivs.ParseChannelARN(channelARN)
 	err := f.store.Insert(context.Background(), &store.Resource{
 		ARN: "arn:aws:ivs:" + testRegion + ":" + testAccount + ":stream/" + a.ID, Kind: ivs.KindStream,
@@ -110,6 +114,10 @@ func TestLiveStreamReads(t *testing.T) {
 	start := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	f.goLive(t, arns[0], "st-1AAAAAAAAAAAAAAAAAAAAAA", "HEALTHY", start)
 	f.goLive(t, arns[1], "st-1BBBBBBBBBBBBBBBBBBBBBB", "STARVING", start)
+	// Three viewer sessions are watching the first channel.
+	for _, session := range []string{"viewer-a", "viewer-b", "viewer-c"} {
+		f.viewers.Touch(arns[0], session)
+	}
 
 	got, err := f.client.GetStream(ctx, &sdk.GetStreamInput{ChannelArn: &arns[0]})
 	if err != nil {
