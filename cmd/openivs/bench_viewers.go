@@ -48,6 +48,7 @@ Flags:
 	fs.IntVar(&opts.Rendition, "rendition", 0, "index of the variant to play in a multivariant playlist")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "skip TLS certificate verification (self-signed servers)")
 	fs.BoolVar(&opts.HTTP1, "http1", false, "never negotiate HTTP/2 over TLS")
+	fs.BoolVar(&opts.NetHTTP, "net-http", false, "send cleartext requests through Go's net/http client instead of the lean HTTP/1.1 client (about twice the client CPU)")
 	hints := fs.Bool("preload-hints", true, "fetch the EXT-X-PRELOAD-HINT part ahead, so it streams as it is published")
 	skip := fs.Bool("skip", true, "ask for playlist delta updates (_HLS_skip=YES) when the server offers them")
 	fs.DurationVar(&opts.Timeout, "timeout", 10e9, "per request (at least 3 target durations + 1 s, for blocking requests)")

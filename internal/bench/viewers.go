@@ -47,11 +47,15 @@ type ViewersOptions struct {
 	// playlist (default 0: the first listed, which hls.js also starts with
 	// when it has no bandwidth estimate).
 	Rendition int
-	Insecure  bool          // skip TLS certificate verification (self-signed servers)
-	HTTP1     bool          // never negotiate HTTP/2 over TLS
-	NoHints   bool          // do not fetch EXT-X-PRELOAD-HINT parts ahead of the playlist
-	NoSkip    bool          // never ask for playlist delta updates (_HLS_skip)
-	Timeout   time.Duration // per request, blocking ones included (default 10 s)
+	Insecure  bool // skip TLS certificate verification (self-signed servers)
+	HTTP1     bool // never negotiate HTTP/2 over TLS
+	// NetHTTP sends cleartext requests through net/http's Transport
+	// instead of the lean HTTP/1.1 client (see h1Client), at about twice
+	// the client CPU per request.
+	NetHTTP bool
+	NoHints bool          // do not fetch EXT-X-PRELOAD-HINT parts ahead of the playlist
+	NoSkip  bool          // never ask for playlist delta updates (_HLS_skip)
+	Timeout time.Duration // per request, blocking ones included (default 10 s)
 	// ServerPID, when set, is a local process (the server) whose CPU time
 	// over the window is reported next to the bench's own.
 	ServerPID int
@@ -112,6 +116,7 @@ type ViewersResult struct {
 	MediaURL   string // the media playlist the viewers play
 	Variant    string // the chosen variant's BANDWIDTH/RESOLUTION, when from a multivariant playlist
 	Protocol   string // HTTP version of the first response, e.g. "HTTP/1.1"
+	Client     string // "net/http" or "lean HTTP/1.1 client" (h1Client)
 	PartTarget time.Duration
 	HasPDT     bool // the playlist carries EXT-X-PROGRAM-DATE-TIME
 	Hints      bool // the viewers fetched preload hints
@@ -247,8 +252,8 @@ func (r *ViewersResult) Report(w io.Writer) {
 	if r.MediaURL != r.URL {
 		fmt.Fprintf(w, "  rendition            %s (%s)\n", r.MediaURL, r.Variant)
 	}
-	fmt.Fprintf(w, "  client               %s, one connection pool per viewer, preload hints %s, delta updates %s; part target %s\n",
-		r.Protocol, onOff(r.Hints), onOff(r.Skip), fmtMS(r.PartTarget))
+	fmt.Fprintf(w, "  client               %s (%s), one connection pool per viewer, preload hints %s, delta updates %s; part target %s\n",
+		r.Protocol, r.Client, onOff(r.Hints), onOff(r.Skip), fmtMS(r.PartTarget))
 	fmt.Fprintf(w, "  viewers              %d started, %d failed to start, %d saw ENDLIST, %d got 404 (stream gone)\n", r.Started, r.Failed, r.Ended, r.Gone)
 	fmt.Fprintf(w, "  delivered            %.1f Mbit/s total, %.3f Mbit/s per viewer (parts and init); playlists %.2f Mbit/s total\n",
 		r.BitsPerSecond()/1e6, r.BitsPerSecond()/1e6/float64(max(r.Viewers, 1)), float64(r.PlaylistBytes*8)/1e6/max(secs, 1e-9))
@@ -325,6 +330,7 @@ type viewersRun struct {
 	errs     atomic.Int64           // progress only
 	bytes    atomic.Int64           // progress only
 	protocol atomic.Pointer[string] // HTTP version of the first response
+	lean     bool                   // cleartext URLs use h1Client
 }
 
 func (r *viewersRun) measuring() bool { return r.phase.Load() == phaseWindow }
@@ -343,6 +349,7 @@ func RunViewers(ctx context.Context, opts ViewersOptions) (*ViewersResult, error
 		opts:   opts,
 		tls:    &tls.Config{InsecureSkipVerify: opts.Insecure}, //nolint:gosec // asked for with --insecure
 		dialer: &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
+		lean:   !opts.NetHTTP,
 	}
 	res := &ViewersResult{
 		URL: opts.URL, Viewers: opts.Viewers, Hints: !opts.NoHints, Cores: runtime.GOMAXPROCS(0),
@@ -377,6 +384,10 @@ func RunViewers(ctx context.Context, opts ViewersOptions) (*ViewersResult, error
 	}
 	if p := run.protocol.Load(); p != nil {
 		res.Protocol = *p
+	}
+	res.Client = "net/http"
+	if run.lean && u.Scheme == "http" {
+		res.Client = "lean HTTP/1.1 client"
 	}
 	say("%s: part target %s, program-date-time %v, blocking reload %v; starting %d viewers over %s",
 		mediaURL, pl.partTarget, res.HasPDT, pl.canBlockReload, opts.Viewers, opts.Ramp)
@@ -595,6 +606,7 @@ type viewer struct {
 	run       *viewersRun
 	transport *http.Transport
 	client    *http.Client
+	h1        *h1Client // the lean client, for cleartext URLs (see h1Client)
 	startAt   time.Time
 	buf       bytes.Buffer // the playlist loop's response buffer
 	target    atomic.Int64 // EXT-X-TARGETDURATION of the newest playlist, ns
@@ -623,14 +635,23 @@ func (r *viewersRun) newViewer(id int) *viewer {
 		MaxConnsPerHost:     6,
 		IdleConnTimeout:     90 * time.Second,
 	}
+	var h1 *h1Client
+	if r.lean {
+		h1 = &h1Client{dial: r.dialer.DialContext}
+	}
 	return &viewer{
-		id: id, run: r, transport: t, client: &http.Client{Transport: t},
+		id: id, run: r, transport: t, client: &http.Client{Transport: t}, h1: h1,
 		changed: make(chan struct{}), known: map[partKey]partInfo{},
 		st: viewerStats{errorKinds: map[string]int64{}},
 	}
 }
 
-func (v *viewer) close() { v.transport.CloseIdleConnections() }
+func (v *viewer) close() {
+	v.transport.CloseIdleConnections()
+	if v.h1 != nil {
+		v.h1.close()
+	}
+}
 
 // play plays until ctx ends, the stream ends or the playlist is gone.
 func (v *viewer) play(ctx context.Context) {
@@ -723,20 +744,35 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // discarded (media), counted either way. It returns the status, when the
 // response headers and when the last byte arrived.
 func (v *viewer) get(ctx context.Context, u string, rng string, buf *bytes.Buffer, counter *atomic.Int64) (status int, hdrAt, endAt time.Time, err error) {
-	ctx, cancel := context.WithTimeout(ctx, v.timeout())
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, hdrAt, endAt, err
+	var resp *http.Response
+	complete := false // the body was read to its end
+	if v.h1 != nil && strings.HasPrefix(u, "http://") {
+		pu, perr := url.Parse(u)
+		if perr != nil {
+			return 0, hdrAt, endAt, perr
+		}
+		r, derr := v.h1.do(ctx, pu, rng, v.timeout())
+		if derr != nil {
+			return 0, hdrAt, endAt, derr
+		}
+		resp = r.Response
+		// The connection is reusable only once the body was read to its end.
+		defer func() { r.finish(err == nil && complete) }()
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, v.timeout())
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return 0, hdrAt, endAt, err
+		}
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		if resp, err = v.client.Do(req); err != nil {
+			return 0, hdrAt, endAt, err
+		}
+		defer resp.Body.Close()
 	}
-	if rng != "" {
-		req.Header.Set("Range", rng)
-	}
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return 0, hdrAt, endAt, err
-	}
-	defer resp.Body.Close()
 	hdrAt = time.Now()
 	if v.run.protocol.Load() == nil {
 		proto := resp.Proto
@@ -747,7 +783,9 @@ func (v *viewer) get(ctx context.Context, u string, rng string, buf *bytes.Buffe
 		buf.Reset()
 		// Playlists are small; a limit keeps a broken server from
 		// exhausting memory.
-		_, err = buf.ReadFrom(io.LimitReader(body, 8<<20))
+		var n int64
+		n, err = buf.ReadFrom(io.LimitReader(body, maxPlaylistBytes))
+		complete = n < maxPlaylistBytes
 	} else {
 		// A large pooled buffer: bufio hands reads of at least its own
 		// size straight to the socket, so a part of tens of kilobytes
@@ -760,7 +798,7 @@ func (v *viewer) get(ctx context.Context, u string, rng string, buf *bytes.Buffe
 		}
 		mediaBufs.Put(bp)
 		if err == io.EOF {
-			err = nil
+			err, complete = nil, true
 		}
 	}
 	endAt = time.Now()
@@ -772,6 +810,10 @@ func (v *viewer) get(ctx context.Context, u string, rng string, buf *bytes.Buffe
 func (v *viewer) timeout() time.Duration {
 	return max(v.run.opts.Timeout, 3*time.Duration(v.target.Load())+time.Second)
 }
+
+// maxPlaylistBytes bounds a playlist read, so a broken server cannot
+// exhaust memory.
+const maxPlaylistBytes = 8 << 20
 
 var mediaBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
