@@ -82,6 +82,15 @@ func TestPlaybackHLS(t *testing.T) {
 		if strings.Join(codecs, ",") != "h264,aac" && strings.Join(codecs, ",") != "aac,h264" {
 			t.Errorf("%s: ffprobe found %v, want h264 and aac", format, codecs)
 		}
+		// ffmpeg decodes two seconds of the live stream, video and audio,
+		// without a decoding error.
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		out, err := exec.CommandContext(ctx, ffmpegPath(t), "-hide_banner", "-nostdin", "-v", "error", "-xerror",
+			"-i", url, "-t", "2", "-map", "0:v", "-map", "0:a", "-f", "null", "-").CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("%s: ffmpeg -i %s: %v\n%s", format, url, err, out)
+		}
 		_ = enc.cmd.Process.Kill()
 		waitOffline(t, c, ch.Channel.Arn, 10*time.Second)
 	}
