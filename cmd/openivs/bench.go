@@ -118,3 +118,27 @@ func parseBitrate(s string) (int64, error) {
 	}
 	return int64(v * mult), nil
 }
+
+// benchResult is what a benchmark run returns.
+type benchResult interface {
+	Report(w io.Writer)     // human-readable
+	JSON(w io.Writer) error // machine-readable
+	OK() bool               // whether the run measured what it should
+}
+
+// printBenchResult writes res as text or JSON and returns the exit status:
+// 1 when the run failed, so scripts can gate on it.
+func printBenchResult(name string, res benchResult, asJSON bool, stdout, stderr io.Writer) int {
+	if asJSON {
+		if err := res.JSON(stdout); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return 1
+		}
+	} else {
+		res.Report(stdout)
+	}
+	if !res.OK() {
+		return 1
+	}
+	return 0
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -89,19 +88,5 @@ func benchLatencyCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "openivs bench latency: %v\n", err)
 		return 1
 	}
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(res); err != nil {
-			fmt.Fprintf(stderr, "openivs bench latency: %v\n", err)
-			return 1
-		}
-	} else {
-		res.Report(stdout)
-	}
-	if !res.OK() {
-		return 1
-	}
-	return 0
+	return printBenchResult("openivs bench latency", res, asJSON, stdout, stderr)
 }

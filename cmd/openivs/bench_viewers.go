@@ -99,16 +99,5 @@ Flags:
 		fmt.Fprintf(stderr, "openivs bench viewers: %v\n", err)
 		return 1
 	}
-	if jsonOut {
-		if err := res.JSON(stdout); err != nil {
-			fmt.Fprintf(stderr, "openivs bench viewers: %v\n", err)
-			return 1
-		}
-	} else {
-		res.Report(stdout)
-	}
-	if !res.OK() {
-		return 1
-	}
-	return 0
+	return printBenchResult("openivs bench viewers", res, jsonOut, stdout, stderr)
 }

@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -246,16 +245,11 @@ func RunIngest(ctx context.Context, opts IngestOptions) (*IngestResult, error) {
 	for _, s := range streams {
 		s.stayed = s.hub != nil
 	}
-	if opts.CPUProfile != "" {
-		f, err := os.Create(opts.CPUProfile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
+	stopProfile, err := startCPUProfile(opts.CPUProfile)
+	if err != nil {
+		return nil, err
 	}
+	defer stopProfile() // a no-op once stopped at the window's end
 	t1, err := sampleProc()
 	if err != nil {
 		return nil, err
@@ -286,9 +280,7 @@ window:
 	if err != nil {
 		return nil, err
 	}
-	if opts.CPUProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	res.Window = t2.at.Sub(t1.at)
 	res.CPUPercentOfCore = 100 * float64(t2.cpu-t1.cpu) / float64(res.Window)
 	res.CPUPercentOfMachine = res.CPUPercentOfCore / float64(res.Cores)

@@ -844,6 +844,14 @@ func (r *LatencyResult) Report(w io.Writer) {
 }
 
 // MarshalJSON is the result with its one-line summary.
+// JSON writes the result as indented JSON.
+func (r *LatencyResult) JSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}
+
 func (r *LatencyResult) MarshalJSON() ([]byte, error) {
 	type plain LatencyResult
 	var b bytes.Buffer

@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -422,16 +421,11 @@ func RunViewers(ctx context.Context, opts ViewersOptions) (*ViewersResult, error
 	}
 	say("viewers started; measuring %s", opts.Duration)
 
-	if opts.CPUProfile != "" {
-		f, err := os.Create(opts.CPUProfile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
+	stopProfile, err := startCPUProfile(opts.CPUProfile)
+	if err != nil {
+		return nil, err
 	}
+	defer stopProfile() // a no-op once stopped at the window's end
 	t1, err := sampleProc()
 	if err != nil {
 		return nil, err
@@ -466,9 +460,7 @@ window:
 	if err != nil {
 		return nil, err
 	}
-	if opts.CPUProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	res.Window = t2.at.Sub(t1.at)
 	res.CPUPercentOfCore = 100 * float64(t2.cpu-t1.cpu) / float64(res.Window)
 	res.RSS, res.Goroutines = t2.rss, t2.goroutine

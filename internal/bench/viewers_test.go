@@ -11,34 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-
 	"github.com/openivs/openivs/internal/hls"
 	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/testutil/mediatest"
 )
-
-// A real 1920x1080 Constrained Baseline SPS and its PPS (as in the hls
-// package's tests): the synthetic pictures are not decodable, but the
-// parameter sets must parse.
-var (
-	viewerSPS = []byte{
-		0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02,
-		0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04,
-		0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20,
-	}
-	viewerPPS = []byte{0x68, 0xce, 0x3c, 0x80}
-)
-
-func viewerTracks(t testing.TB) []media.Track {
-	t.Helper()
-	v := media.Track{ID: 0, Kind: media.Video, Codec: media.CodecH264, PPS: viewerPPS}
-	if !v.SetH264SPS(viewerSPS) {
-		t.Fatal("test SPS does not parse")
-	}
-	a := media.AACTrack(mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2})
-	a.ID = 1
-	return []media.Track{v, a}
-}
 
 // liveStream is a real LL-HLS source: the project's packager fed in real
 // time with synthetic 30 fps video (1 s GOP) and AAC, served at
@@ -57,7 +33,7 @@ func (s *liveStream) url() string { return s.srv.URL + "/live.m3u8" }
 // published. tls serves HTTPS with HTTP/2 enabled.
 func startLive(t *testing.T, container string, seconds float64, tls bool) *liveStream {
 	t.Helper()
-	s := &liveStream{hub: media.NewHub(viewerTracks(t), media.HubOptions{})}
+	s := &liveStream{hub: media.NewHub(mediatest.Tracks(t), media.HubOptions{})}
 	s.p = hls.NewPackager(s.hub, hls.Options{LowLatency: true, Container: container, Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -123,7 +99,7 @@ func feed(ctx context.Context, hub *media.Hub, seconds float64) {
 		if key {
 			nal = make([]byte, 30000)
 			nal[0] = 0x65
-			nalus = [][]byte{viewerSPS, viewerPPS, nal}
+			nalus = [][]byte{mediatest.SPS, mediatest.PPS, nal}
 		}
 		now := time.Now()
 		hub.Write(&media.Frame{Track: 0, PTS: dts, DTS: dts, Wall: now, Key: key, NALUs: nalus})

@@ -12,27 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-
 	"github.com/openivs/openivs/internal/hls"
 	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/testutil/mediatest"
 )
 
 const (
 	region     = "us-west-2"
 	channelARN = "arn:aws:ivs:us-west-2:123456789012:channel/abcdEFGH1234"
 	streamPath = Prefix + "us-west-2.123456789012.channel.abcdEFGH1234"
-)
-
-// A real 1920x1080 Constrained Baseline SPS and its PPS; the pictures
-// are not decodable, but the parameter sets must parse.
-var (
-	testSPS = []byte{
-		0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02,
-		0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04,
-		0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20,
-	}
-	testPPS = []byte{0x68, 0xce, 0x3c, 0x80}
 )
 
 // liveStreams serves one live channel from a real packager.
@@ -52,13 +40,7 @@ func (l *liveStreams) Playback(arn string) (*hls.Packager, []media.Track, bool) 
 // keyframe every second, low latency, and returns once it is playable.
 func startLive(t *testing.T) *liveStreams {
 	t.Helper()
-	v := media.Track{ID: 0, Kind: media.Video, Codec: media.CodecH264, PPS: testPPS}
-	if !v.SetH264SPS(testSPS) {
-		t.Fatal("test SPS does not parse")
-	}
-	a := media.AACTrack(mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2})
-	a.ID = 1
-	tracks := []media.Track{v, a}
+	tracks := mediatest.Tracks(t)
 	hub := media.NewHub(tracks, media.HubOptions{})
 	p := hls.NewPackager(hub, hls.Options{LowLatency: true})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -74,7 +56,7 @@ func startLive(t *testing.T) *liveStreams {
 		key := i%fps == 0
 		nalus := [][]byte{append([]byte{0x41}, make([]byte, 500)...)}
 		if key {
-			nalus = [][]byte{testSPS, testPPS, append([]byte{0x65}, make([]byte, 3000)...)}
+			nalus = [][]byte{mediatest.SPS, mediatest.PPS, append([]byte{0x65}, make([]byte, 3000)...)}
 		}
 		hub.Write(&media.Frame{Track: 0, DTS: dts, PTS: dts, Key: key, NALUs: nalus, Wall: base.Add(dts)})
 		hub.Write(&media.Frame{Track: 1, DTS: dts, PTS: dts, Key: true, NALUs: [][]byte{make([]byte, 200)}, Wall: base.Add(dts)})
