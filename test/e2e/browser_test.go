@@ -185,17 +185,27 @@ func startBrowser(t *testing.T, srv *server, chromium, id string) (snapshot func
 		return last, reports
 	}
 
-	profile := t.TempDir()
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+	return snapshot, launchChromium(t, chromium, front.URL+"/play/"+id)
+}
+
+// launchChromium opens pageURL in headless Chromium with a fresh profile,
+// autoplay allowed and audio muted, in its own process group that is
+// killed when the test ends. extra flags go before the URL. It returns
+// Chromium's output so far.
+func launchChromium(t *testing.T, chromium, pageURL string, extra ...string) (output func() string) {
+	t.Helper()
+	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 		"--autoplay-policy=no-user-gesture-required", "--mute-audio", "--remote-debugging-port=0",
-		"--user-data-dir="+profile, front.URL+"/play/"+id)
+		"--user-data-dir=" + t.TempDir()}
+	args = append(append(args, extra...), pageURL)
+	cmd := exec.Command(chromium, args...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	must(t, cmd.Start(), "start chromium")
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
-	return snapshot, out.String
+	return out.String
 }
 
 // chromiumPath is the Chromium to drive; a missing one fails the test

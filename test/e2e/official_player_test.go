@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -338,24 +337,15 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 				return last, reports
 			}
 
-			profile := t.TempDir()
-			cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-				"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-				"--autoplay-policy=no-user-gesture-required", "--mute-audio", "--remote-debugging-port=0",
+			output := launchChromium(t, chromium, front.URL+"/",
 				"--enable-logging=stderr", "--v=0", // console messages of the page and the player's worker
 				// The player reports to Amazon endpoints: keep it on this machine.
-				"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-				"--user-data-dir="+profile, front.URL+"/")
-			out := &lockedBuffer{}
-			cmd.Stdout, cmd.Stderr = out, out
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			must(t, cmd.Start(), "start chromium")
-			t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+				"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 			fail := func(format string, args ...any) {
 				t.Helper()
 				rep, n := snapshot()
 				t.Fatalf("%s\n%d reports; last: %v\nchromium (OPENIVS_IVS_PLAYER_LOG=debug for the player's debug log):\n%s",
-					fmt.Sprintf(format, args...), n, rep, logTail(chromiumLog(out.String()), 300))
+					fmt.Sprintf(format, args...), n, rep, logTail(chromiumLog(output()), 300))
 			}
 
 			// Play for 15 s.
