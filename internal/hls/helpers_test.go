@@ -8,21 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/testutil/mediatest"
 )
 
-// A real 1920x1080 Constrained Baseline SPS and its PPS; the synthetic
-// pictures are not decodable, but the parameter sets must parse.
+// The parameter sets of the synthetic stream (mediatest's).
 var (
-	testSPS = []byte{
-		0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02,
-		0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04,
-		0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20,
-	}
-	testPPS = []byte{0x68, 0xce, 0x3c, 0x80}
+	testSPS = mediatest.SPS
+	testPPS = mediatest.PPS
 	// A 1280x720 High profile SPS, for a takeover by another encoder.
 	testSPS720 = []byte{
 		0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50,
@@ -32,16 +27,7 @@ var (
 	}
 )
 
-func testTracks(t testing.TB) []media.Track {
-	t.Helper()
-	v := media.Track{ID: 0, Kind: media.Video, Codec: media.CodecH264, PPS: testPPS}
-	if !v.SetH264SPS(testSPS) {
-		t.Fatal("test SPS does not parse")
-	}
-	a := media.AACTrack(mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2})
-	a.ID = 1
-	return []media.Track{v, a}
-}
+func testTracks(t testing.TB) []media.Track { return mediatest.Tracks(t) }
 
 // synth describes a synthetic stream: 30 fps video with a keyframe every
 // gop frames (0 = only the first), AAC at 48 kHz.
