@@ -174,8 +174,8 @@ type conn struct {
 }
 
 // takeoverOverlap bounds how much already-streamed time a takeover may
-// replay. The new encoder's first frames are ~2 s old when they are
-// written (RTMP track discovery holds them), so resuming at its first
+// replay. The new encoder's first frames may be up to 2 s old when they
+// are written (RTMP track discovery can hold them), so resuming at its first
 // keyframe would send viewers back in time; it resumes at the first
 // keyframe at most this far behind the old connection's last frame, which
 // leaves a gap of at most one GOP minus this and never moves the live edge

@@ -31,7 +31,8 @@ const (
 
 // burstFrames is how far behind the newest frame a subscriber may always
 // be, whatever the GOP length: ingest delivers bursts (RTMP track discovery
-// replays ~2 s of media at once, about 150 frames at 30 fps with AAC), and
+// may replay up to 2 s of media at once, about 150 frames at 30 fps with
+// AAC, when the encoder did not announce its tracks), and
 // a consumer that simply has not been scheduled during one must not be cut
 // forward past media it would have read a millisecond later.
 const burstFrames = 256
