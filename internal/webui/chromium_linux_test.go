@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/openivs/openivs/internal/testutil/browserlock"
 )
 
 // The harness drives the real player in headless Chromium without a browser
@@ -325,6 +327,7 @@ func TestPlayerInChromium(t *testing.T) {
 		t.Skip("browser test skipped in -short mode")
 	}
 	requireTools(t)
+	browserlock.Acquire(t) // before the stream starts: it is real time
 	const streamSeconds = 15
 
 	dir := t.TempDir()

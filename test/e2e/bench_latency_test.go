@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
+
+	"github.com/openivs/openivs/internal/testutil/browserlock"
 )
 
 // runBench runs the built binary with args and returns its exit status,
@@ -53,6 +55,7 @@ func TestBenchLatency(t *testing.T) {
 		}
 		t.Fatalf("Chromium missing at %s (make test installs it; OPENIVS_NO_CHROMIUM=1 to skip)", chromium)
 	}
+	browserlock.Acquire(t) // the bench runs Chromium
 	run, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
+
+	"github.com/openivs/openivs/internal/testutil/browserlock"
 )
 
 // browserProbe rides along the demo page and posts what the player does.
@@ -190,10 +192,11 @@ func startBrowser(t *testing.T, srv *server, chromium, id string) (snapshot func
 
 // launchChromium opens pageURL in headless Chromium with a fresh profile,
 // autoplay allowed and audio muted, in its own process group that is
-// killed when the test ends. extra flags go before the URL. It returns
+// killed when the test ends; one browser test runs at a time (browserlock). extra flags go before the URL. It returns
 // Chromium's output so far.
 func launchChromium(t *testing.T, chromium, pageURL string, extra ...string) (output func() string) {
 	t.Helper()
+	browserlock.Acquire(t)
 	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 		"--autoplay-policy=no-user-gesture-required", "--mute-audio", "--remote-debugging-port=0",
