@@ -18,8 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
-
-	"github.com/openivs/openivs/internal/testutil/browserlock"
 )
 
 // The Amazon IVS web player from npm (web/package.json devDependency) is
@@ -275,7 +273,6 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 		}
 		t.Fatalf("Chromium missing at %s (make test installs it)", chromium)
 	}
-	browserlock.Acquire(t)
 	assets := t.TempDir()
 	bundleOfficialPlayer(t, assets)
 

@@ -12,7 +12,9 @@ import (
 )
 
 // Acquire blocks until no other test (in this or another test process)
-// holds the browser lock, and releases it when t ends.
+// holds the browser lock, and releases it when t ends. It is not
+// reentrant: a test holding it must not acquire it again, nor may its
+// subtests (each flock is its own open file, so that would deadlock).
 func Acquire(t testing.TB) {
 	t.Helper()
 	f, err := os.OpenFile(filepath.Join(os.TempDir(), "openivs-test-browser.lock"), os.O_CREATE|os.O_RDWR, 0o600)
