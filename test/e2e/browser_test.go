@@ -75,7 +75,7 @@ func TestBrowserPlaysLiveStream(t *testing.T) {
 			ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, ContainerFormat: format})
 			arn := aws.ToString(ch.Channel.Arn)
 			id := arn[strings.LastIndex(arn, "/")+1:]
-			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 180})
+			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 600})
 			waitLive(t, c, ch.Channel.Arn, enc)
 			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
 
@@ -261,7 +261,9 @@ func TestBrowserPlaysThroughTakeover(t *testing.T) {
 	ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType})
 	arn := aws.ToString(ch.Channel.Arn)
 	key := aws.ToString(ch.StreamKey.Value)
-	opts := encodeOpts{size: "640x360", bitrate: "800k", seconds: 180}
+	// Encoders run long: a browser test may wait its turn (browserlock)
+	// while they stream; they are killed when the test ends.
+	opts := encodeOpts{size: "640x360", bitrate: "800k", seconds: 600}
 	first := startEncoder(t, rtmpsURL(srv, key+"?priority=1"), opts)
 	waitLive(t, c, ch.Channel.Arn, first)
 	waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
@@ -321,7 +323,7 @@ func TestBrowserPlaysNormalLatency(t *testing.T) {
 	c := ivsClient(t, srv)
 	ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, LatencyMode: types.ChannelLatencyModeNormalLatency})
 	arn := aws.ToString(ch.Channel.Arn)
-	enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 180})
+	enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 600})
 	waitLive(t, c, ch.Channel.Arn, enc)
 	waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
 	snapshot, chromiumOut := startBrowser(t, srv, chromium, arn[strings.LastIndex(arn, "/")+1:])
