@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -45,16 +44,7 @@ func runBench(ctx context.Context, t *testing.T, args ...string) (int, string, s
 // glass-to-glass latency samples.
 func TestBenchLatency(t *testing.T) {
 	t.Parallel()
-	chromium := os.Getenv("OPENIVS_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("OPENIVS_NO_CHROMIUM") == "1" {
-			t.Skip("\n!!!!!!!! SKIPPED: Chromium is not installed and OPENIVS_NO_CHROMIUM=1; `openivs bench latency` is NOT tested !!!!!!!!")
-		}
-		t.Fatalf("Chromium missing at %s (make test installs it; OPENIVS_NO_CHROMIUM=1 to skip)", chromium)
-	}
+	chromium := chromiumPath(t)
 	browserlock.Acquire(t) // the bench runs Chromium
 	run, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

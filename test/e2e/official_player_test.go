@@ -260,19 +260,11 @@ func bundleOfficialPlayer(t *testing.T, dir string) {
 // measures from ID3 in IVS's segments that openivs does not write yet. The
 // test logs a latency estimated from program date times instead.
 //
-// Not parallel: it would share the machine with the other browser test,
-// and stalls would be the machine's, not the server's.
+// Its browser takes turns with the other browser tests (browserlock), so
+// stalls are not the machine's.
 func TestOfficialIVSPlayerPlays(t *testing.T) {
-	chromium := os.Getenv("OPENIVS_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("OPENIVS_NO_CHROMIUM") == "1" {
-			t.Skip("SKIPPING: Chromium is not installed and OPENIVS_NO_CHROMIUM=1")
-		}
-		t.Fatalf("Chromium missing at %s (make test installs it)", chromium)
-	}
+	t.Parallel()
+	chromium := chromiumPath(t)
 	assets := t.TempDir()
 	bundleOfficialPlayer(t, assets)
 
@@ -285,7 +277,7 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 				LatencyMode:     types.ChannelLatencyModeLowLatency,
 				ContainerFormat: format,
 			})
-			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 180})
+			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 600})
 			waitLive(t, c, ch.Channel.Arn, enc)
 			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
 
