@@ -105,11 +105,14 @@ func (c *h1Client) exchange(ctx context.Context, conn *h1Conn, u *url.URL, rng s
 // closed.
 func (r *h1Response) finish(bodyDone bool) {
 	r.stop()
-	r.Body.Close()
 	if !bodyDone || r.Close {
+		// Close the socket first: closing a body from http.ReadResponse
+		// drains what is left of it, which would wait out the deadline.
 		r.conn.nc.Close()
+		r.Body.Close()
 		return
 	}
+	r.Body.Close()
 	r.c.mu.Lock()
 	if r.c.idle == nil {
 		r.c.idle = map[string][]*h1Conn{}

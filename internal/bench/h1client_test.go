@@ -103,3 +103,37 @@ func TestH1Client(t *testing.T) {
 		t.Errorf("a request past its context: %v, want the context's error", err)
 	}
 }
+
+// TestH1ClientAbandonsBody: a response abandoned half-read (an error, or
+// the run ending) is let go at once, not drained until its deadline.
+func TestH1ClientAbandonsBody(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		_, _ = io.WriteString(w, "a first few bytes")
+		w.(http.Flusher).Flush()
+		select { // the rest never comes while the test runs
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+
+	c := &h1Client{dial: (&net.Dialer{}).DialContext}
+	u, _ := url.Parse(srv.URL + "/slow")
+	r, err := c.do(context.Background(), u, "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { r.finish(false); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second): // a hang guard; the deadline is a minute
+		t.Fatal("finish(false) waits for the rest of the body")
+	}
+	if len(c.idle[u.Host]) != 0 {
+		t.Error("an abandoned connection went back to the pool")
+	}
+}
