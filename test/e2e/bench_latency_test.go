@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -17,27 +14,6 @@ import (
 
 	"github.com/openivs/openivs/internal/testutil/browserlock"
 )
-
-// runBench runs the built binary with args and returns its exit status,
-// stdout and stderr. ctx is a safety net against a hang, not a measure.
-func runBench(ctx context.Context, t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = childEnv()
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, stdout.String(), stderr.String()
-	case errors.As(err, &exit):
-		return exit.ExitCode(), stdout.String(), stderr.String()
-	default:
-		t.Fatalf("openivs %s: %v", strings.Join(args, " "), err)
-		return -1, "", ""
-	}
-}
 
 // TestBenchLatency: `openivs bench latency` plays a live ffmpeg stream
 // from a real server in headless Chromium with our player and reports
@@ -50,10 +26,10 @@ func TestBenchLatency(t *testing.T) {
 	defer cancel()
 
 	// Usage: --help works, a missing --url is a usage error (2).
-	if code, _, stderr := runBench(run, t, "bench", "latency", "--help"); code != 0 || !strings.Contains(stderr, "glass-to-glass") {
+	if code, _, stderr := runOpenivs(run, t, "bench", "latency", "--help"); code != 0 || !strings.Contains(stderr, "glass-to-glass") {
 		t.Errorf("--help: exit %d\n%s", code, stderr)
 	}
-	if code, _, stderr := runBench(run, t, "bench", "latency", "--duration", "1s"); code != 2 || !strings.Contains(stderr, "--url is required") {
+	if code, _, stderr := runOpenivs(run, t, "bench", "latency", "--duration", "1s"); code != 2 || !strings.Contains(stderr, "--url is required") {
 		t.Errorf("no --url: exit %d\n%s", code, stderr)
 	}
 
@@ -66,7 +42,7 @@ func TestBenchLatency(t *testing.T) {
 	url := playbackURL(srv, ch)
 	waitSegments(t, url, 1, 15*time.Second)
 
-	code, stdout, stderr := runBench(run, t, "bench", "latency", "--url", url, "--duration", "8s", "--warmup", "2s",
+	code, stdout, stderr := runOpenivs(run, t, "bench", "latency", "--url", url, "--duration", "8s", "--warmup", "2s",
 		"--chromium", chromium, "--json")
 	t.Logf("bench latency exit %d; stderr:\n%s", code, stderr)
 	if code != 0 {

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -40,24 +38,13 @@ type benchViewersResult struct {
 	CPUPercentOfCore float64
 }
 
-// runBenchViewers runs the built binary's `bench viewers` with args and returns
-// its exit status, stdout and stderr.
+// runBenchViewers runs `openivs bench viewers` with args.
 func runBenchViewers(t *testing.T, args ...string) (int, []byte, string) {
 	t.Helper()
-	cmd := exec.Command(binPath, append([]string{"bench", "viewers"}, args...)...)
-	cmd.Env = childEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, stdout.Bytes(), stderr.String()
-	case errors.As(err, &ee):
-		return ee.ExitCode(), stdout.Bytes(), stderr.String()
-	}
-	t.Fatalf("openivs bench viewers: %v", err)
-	return 0, nil, ""
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	code, stdout, stderr := runOpenivs(ctx, t, append([]string{"bench", "viewers"}, args...)...)
+	return code, []byte(stdout), stderr
 }
 
 // TestBenchViewers runs `openivs bench viewers` against a live BASIC

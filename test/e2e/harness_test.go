@@ -317,3 +317,23 @@ func ctx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+// runOpenivs runs the built binary with args and returns its exit status,
+// stdout and stderr. ctx is a safety net against a hang, not a measure.
+func runOpenivs(ctx context.Context, t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = childEnv()
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out.String(), errOut.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), out.String(), errOut.String()
+	}
+	t.Fatalf("openivs %s: %v", strings.Join(args, " "), err)
+	return -1, "", ""
+}

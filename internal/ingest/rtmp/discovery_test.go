@@ -1,15 +1,11 @@
 package rtmp
 
 import (
-	"context"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/abema/go-mp4"
-	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/amf0"
-	"github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/gortmplib/pkg/message"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
@@ -26,26 +22,8 @@ func TestDiscoveryEndsWhenAnnouncedTracksAreConfigured(t *testing.T) {
 	key := testKey(t)
 	pub := newTestPublisher(key)
 	srv := startServer(t, pub, ingest.RTMP, nil, Config{})
-	u, _ := url.Parse("rtmp://" + srv.addr + "/app#" + key)
-	c := &gortmplib.Client{URL: u, Publish: true}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := c.Initialize(ctx); err != nil {
-		t.Fatalf("RTMP client: %v", err)
-	}
-	defer c.Close()
-	vt := &gortmplib.Track{Codec: &codecs.H264{
-		SPS: []byte{0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02, 0x27, 0xe5, 0x84, 0x00, 0x00, 0x03,
-			0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20},
-		PPS: []byte{0x68, 0xce, 0x3c, 0x80},
-	}}
-	at := &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{
-		Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelConfig: 2, ChannelCount: 2,
-	}}}
-	w := &gortmplib.Writer{Conn: c, Tracks: []*gortmplib.Track{vt, at}}
-	if err := w.Initialize(); err != nil {
-		t.Fatal(err)
-	}
+	vt, at := h264AACTracks()
+	_, w := publishWriter(t, srv, key, vt, at)
 	// 5 video frames and 5 audio frames: 133 ms of media, far short of 2 s.
 	const n = 5
 	for i := range n {

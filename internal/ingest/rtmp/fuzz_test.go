@@ -284,14 +284,7 @@ func (c *msgWriterConn) Write(msg message.Message) error { return c.w.Write(msg)
 func mediaStream(tb testing.TB) []byte {
 	var buf bytes.Buffer
 	conn := &msgWriterConn{w: message.NewWriter(&buf, bytecounter.NewWriter(&buf), false)}
-	vt := &gortmplib.Track{Codec: &codecs.H264{
-		SPS: []byte{0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02, 0x27, 0xe5, 0x84, 0x00, 0x00, 0x03,
-			0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20},
-		PPS: []byte{0x08, 0x06, 0x07, 0x08},
-	}}
-	at := &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{
-		Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelConfig: 2, ChannelCount: 2,
-	}}}
+	vt, at := h264AACTracks()
 	w := &gortmplib.Writer{Conn: conn, Tracks: []*gortmplib.Track{vt, at}}
 	if err := w.Initialize(); err != nil {
 		tb.Fatal(err)
@@ -310,4 +303,18 @@ func mediaStream(tb testing.TB) []byte {
 		}
 	}
 	return buf.Bytes()
+}
+
+// h264AACTracks are the gortmplib tracks of a 1080p H.264 + AAC-LC 48 kHz
+// stereo stream, for clients that publish synthetic media.
+func h264AACTracks() (video, audio *gortmplib.Track) {
+	video = &gortmplib.Track{Codec: &codecs.H264{
+		SPS: []byte{0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02, 0x27, 0xe5, 0x84, 0x00, 0x00, 0x03,
+			0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20},
+		PPS: []byte{0x08, 0x06, 0x07, 0x08},
+	}}
+	audio = &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{
+		Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelConfig: 2, ChannelCount: 2,
+	}}}
+	return video, audio
 }

@@ -467,19 +467,8 @@ func TestHEVC(t *testing.T) {
 	key := testKey(t)
 	pub := newTestPublisher(key)
 	srv := startServer(t, pub, ingest.RTMP, nil, Config{})
-	u, _ := url.Parse("rtmp://" + srv.addr + "/app#" + key)
-	c := &gortmplib.Client{URL: u, Publish: true}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := c.Initialize(ctx); err != nil {
-		t.Fatalf("RTMP client: %v", err)
-	}
-	defer c.Close()
 	track := &gortmplib.Track{Codec: &codecs.H265{VPS: vps, SPS: sps, PPS: pps}}
-	w := &gortmplib.Writer{Conn: c, Tracks: []*gortmplib.Track{track}}
-	if err := w.Initialize(); err != nil {
-		t.Fatal(err)
-	}
+	c, w := publishWriter(t, srv, key, track)
 	var writeErr error
 	for i, au := range aus {
 		ts := time.Duration(i) * time.Second / 30
@@ -689,4 +678,24 @@ func selfSignedCert(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}
+}
+
+// publishWriter connects gortmplib's client to srv, publishes key and
+// returns it with a Writer that has sent the tracks' onMetaData and
+// configs. The connection closes when the test ends.
+func publishWriter(t *testing.T, srv *testServer, key string, tracks ...*gortmplib.Track) (*gortmplib.Client, *gortmplib.Writer) {
+	t.Helper()
+	u, _ := url.Parse("rtmp://" + srv.addr + "/app#" + key)
+	c := &gortmplib.Client{URL: u, Publish: true}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.Initialize(ctx); err != nil {
+		t.Fatalf("RTMP client: %v", err)
+	}
+	t.Cleanup(c.Close)
+	w := &gortmplib.Writer{Conn: c, Tracks: tracks}
+	if err := w.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	return c, w
 }
