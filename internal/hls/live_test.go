@@ -24,13 +24,13 @@ func TestFFmpegReadsLiveStream(t *testing.T) {
 	for _, container := range []string{ContainerTS, ContainerFMP4} {
 		t.Run(container, func(t *testing.T) {
 			t.Parallel()
-			hub, p, done := started(t, Options{Container: container, LowLatency: true}, es.tracks)
+			hub, p, done := started(t, Options{Container: container, LowLatency: true}, es.Tracks)
 			srv := serve(t, p)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() {
 				start := time.Now()
-				for _, f := range es.frames {
+				for _, f := range es.Frames {
 					if d := time.Until(start.Add(f.DTS)); d > 0 {
 						select {
 						case <-time.After(d):

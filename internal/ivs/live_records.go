@@ -25,6 +25,7 @@ type IngestChannel struct {
 	ARN, Account, ID, Name string
 	Type, LatencyMode      string
 	ContainerFormat        string
+	Preset                 string // ADVANCED_* transcode preset ("" = default)
 	InsecureIngest         bool
 	SRTPassphrase          string
 	// Snapshot is the channel as the API shows it, kept in stream sessions.
@@ -55,7 +56,7 @@ func (s *Service) ChannelByStreamKey(ctx context.Context, key string) (*IngestCh
 	}
 	a, _ := parseARN(r.ARN)
 	return &IngestChannel{
-		ARN: r.ARN, Account: r.Account, ID: a.ID, Name: d.Name, Type: d.Type, LatencyMode: d.LatencyMode, ContainerFormat: d.ContainerFormat,
+		ARN: r.ARN, Account: r.Account, ID: a.ID, Name: d.Name, Type: d.Type, LatencyMode: d.LatencyMode, ContainerFormat: d.ContainerFormat, Preset: d.Preset,
 		InsecureIngest: d.InsecureIngest, SRTPassphrase: d.SRTPassphrase, Snapshot: snap,
 	}, nil
 }

@@ -1,0 +1,428 @@
+package transcode
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/openivs/openivs/internal/media"
+)
+
+// Supervision timing: a dead ffmpeg is replaced at once (after a short
+// pause if it keeps dying young), a silent one is killed after stallAfter
+// of no output while the source flows, and startAllowance covers the first
+// output of a new process. All are well inside the 2 s IVS-like budget
+// from failure to a new process.
+const (
+	stallAfter     = 1500 * time.Millisecond
+	startAllowance = 3 * time.Second
+	crashPause     = 500 * time.Millisecond
+	stopGrace      = 3 * time.Second
+	// stderrLines caps how much of one process's stderr reaches the log.
+	stderrLines = 50
+)
+
+// Config sets up a Transcoder.
+type Config struct {
+	Source *media.Hub
+	// Rungs is the whole ladder; the transcoder makes the Transcoded ones.
+	Rungs  []Rung
+	Input  Input
+	FFmpeg string // the ffmpeg binary (default "ffmpeg" on PATH)
+	// X264Preset is libx264's speed preset (DefaultX264Preset).
+	X264Preset string
+	Logger     *slog.Logger // carries the stream id
+}
+
+// Transcoder runs one ffmpeg for a live stream and keeps it running: it
+// feeds the source hub to ffmpeg and writes each transcoded rung into a
+// hub of its own, which a packager serves like the source.
+type Transcoder struct {
+	cfg   Config
+	log   *slog.Logger
+	src   Source
+	video *media.Track
+	audio *media.Track
+	rungs []int // indexes of cfg.Rungs that ffmpeg makes, in output order
+	hubs  map[int]*media.Hub
+	sinks map[int]*sink
+	tl    *timeline
+
+	restarts atomic.Int64
+	pid      atomic.Int64
+	// lastOutput is when ffmpeg last produced a frame (unix nanos); the
+	// stall watchdog reads it.
+	lastOutput atomic.Int64
+	lastInput  atomic.Int64
+}
+
+// New prepares a transcoder and the hubs of its rungs; Run starts ffmpeg.
+func New(cfg Config) (*Transcoder, error) {
+	if cfg.FFmpeg == "" {
+		cfg.FFmpeg = "ffmpeg"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	t := &Transcoder{cfg: cfg, log: cfg.Logger, hubs: map[int]*media.Hub{}, sinks: map[int]*sink{}, tl: newTimeline()}
+	for _, tr := range cfg.Source.Tracks() {
+		switch {
+		case tr.Kind == media.Video && t.video == nil:
+			v := tr
+			t.video = &v
+		case tr.Kind == media.Audio && t.audio == nil:
+			a := tr
+			t.audio = &a
+		}
+	}
+	if t.video == nil {
+		return nil, errors.New("transcode: the source has no video")
+	}
+	t.src = Source{FPS: cfg.Input.FPS, HasAudio: t.audio != nil}
+	if t.audio != nil {
+		t.src.SampleRate, t.src.Channels = t.audio.SampleRate, t.audio.Channels
+	}
+	for i, r := range cfg.Rungs {
+		if !r.Transcoded() || (r.AudioOnly && t.audio == nil) {
+			continue
+		}
+		tracks, err := t.rungTracks(r)
+		if err != nil {
+			return nil, err
+		}
+		t.rungs = append(t.rungs, i)
+		t.hubs[i] = media.NewHub(tracks, media.HubOptions{})
+		t.sinks[i] = &sink{t: t, hub: t.hubs[i], video: !r.AudioOnly}
+	}
+	return t, nil
+}
+
+// rungTracks describes what ffmpeg will write for a rung: H.264 at the
+// rung's size (parameter sets arrive in-band with the first keyframe) and
+// the source's AAC or a new AAC-LC encoding at the source's sample rate
+// and channel count.
+func (t *Transcoder) rungTracks(r Rung) ([]media.Track, error) {
+	var tracks []media.Track
+	if !r.AudioOnly {
+		tracks = append(tracks, media.Track{ID: 0, Kind: media.Video, Codec: media.CodecH264, Width: r.Width, Height: r.Height})
+	}
+	if t.audio != nil {
+		a := *t.audio
+		if r.AudioKbps > 0 {
+			conf := mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: t.audio.SampleRate, ChannelCount: t.audio.Channels}
+			if t.audio.Channels >= 1 && t.audio.Channels <= 6 {
+				conf.ChannelConfig = uint8(t.audio.Channels)
+			}
+			a = media.AACTrack(conf)
+			if len(a.AudioConfig) == 0 {
+				return nil, fmt.Errorf("transcode: no AAC configuration for %d Hz, %d channels", t.audio.SampleRate, t.audio.Channels)
+			}
+		}
+		a.ID = len(tracks)
+		tracks = append(tracks, a)
+	}
+	return tracks, nil
+}
+
+// Hub returns the hub ffmpeg writes rung i (an index into Config.Rungs)
+// into, or nil when ffmpeg does not make that rung.
+func (t *Transcoder) Hub(i int) *media.Hub { return t.hubs[i] }
+
+// Restarts is how many times ffmpeg was replaced.
+func (t *Transcoder) Restarts() int64 { return t.restarts.Load() }
+
+// PID is the running ffmpeg's process id (0 between processes).
+func (t *Transcoder) PID() int { return int(t.pid.Load()) }
+
+// Args is the ffmpeg command line the transcoder runs (without the
+// binary), for logs and for the reference benchmark.
+func (t *Transcoder) Args() []string {
+	return ffmpegArgs("pipe:0", t.src, t.cfg.Rungs, t.cfg.X264Preset, t.pipeName)
+}
+
+// ReferenceArgs is the same ladder as a plain ffmpeg command from a file
+// to files, the bare-ffmpeg reference the CPU benchmark compares with.
+func ReferenceArgs(input string, src Source, rungs []Rung, x264Preset string, out Output) []string {
+	return ffmpegArgs(input, src, rungs, x264Preset, out)
+}
+
+// pipeName is where rung i's output goes: its position among the outputs
+// after stdin, stdout and stderr.
+func (t *Transcoder) pipeName(i int) string {
+	for j, r := range t.rungs {
+		if r == i {
+			return fmt.Sprintf("pipe:%d", 3+j)
+		}
+	}
+	return "pipe:1"
+}
+
+// Run keeps ffmpeg running until the source hub closes (or ctx ends),
+// then closes every rung hub so their packagers finish.
+func (t *Transcoder) Run(ctx context.Context) {
+	defer func() {
+		for _, h := range t.hubs {
+			h.Close()
+		}
+	}()
+	if len(t.rungs) == 0 {
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		started := time.Now()
+		err := t.runOnce(ctx)
+		if ctx.Err() != nil || errors.Is(err, media.ErrHubClosed) {
+			return
+		}
+		t.restarts.Add(1)
+		t.log.Warn("transcode: restarting ffmpeg", "err", err, "ran", time.Since(started).Round(time.Millisecond))
+		if time.Since(started) < 2*time.Second {
+			select { // dying young again and again must not spin
+			case <-ctx.Done():
+				return
+			case <-time.After(crashPause):
+			}
+		}
+	}
+}
+
+// runOnce runs one ffmpeg process to its end: the source ended (returns
+// media.ErrHubClosed), ffmpeg died, or it stalled and was killed.
+func (t *Transcoder) runOnce(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.Command(t.cfg.FFmpeg, t.Args()...)
+	// ffmpeg must not outlive us, even if we are killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	readers := make([]*os.File, len(t.rungs))
+	for j := range t.rungs {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range readers[:j] {
+				f.Close()
+			}
+			for _, f := range cmd.ExtraFiles {
+				f.Close()
+			}
+			return err
+		}
+		readers[j] = r
+		cmd.ExtraFiles = append(cmd.ExtraFiles, w)
+	}
+	if err := cmd.Start(); err != nil {
+		for _, f := range readers {
+			f.Close()
+		}
+		for _, f := range cmd.ExtraFiles {
+			f.Close()
+		}
+		return fmt.Errorf("transcode: starting ffmpeg: %w", err)
+	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close() // ffmpeg holds the write ends now
+	}
+	t.pid.Store(int64(cmd.Process.Pid))
+	defer t.pid.Store(0)
+	start := time.Now()
+	t.lastOutput.Store(0)
+	t.log.Info("transcode: ffmpeg started", "pid", cmd.Process.Pid, "renditions", len(t.rungs))
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); t.logStderr(stderr) }()
+
+	// Readers: one per rung output.
+	outputsDone := make(chan struct{})
+	var rwg sync.WaitGroup
+	for j, i := range t.rungs {
+		rwg.Add(1)
+		s := t.sinks[i]
+		s.restart()
+		go func(r *os.File) {
+			defer rwg.Done()
+			defer r.Close()
+			if err := readOutput(r, s.emit); err != nil {
+				t.log.Warn("transcode: rung output", "rendition", t.cfg.Rungs[i].Name, "err", err)
+			}
+			// One output ending means the process is going away: stop
+			// feeding it so it ends for good.
+			cancel()
+		}(readers[j])
+	}
+	go func() { rwg.Wait(); close(outputsDone) }()
+
+	// Feeder: the source hub into ffmpeg's stdin.
+	feedErr := make(chan error, 1)
+	go func() { feedErr <- t.feed(runCtx, stdin) }()
+
+	// Watchdog: a stalled ffmpeg is killed; the readers then end.
+	var result error
+	watch := time.NewTicker(250 * time.Millisecond)
+	defer watch.Stop()
+	var fed error
+	feeding := true
+loop:
+	for {
+		select {
+		case err := <-feedErr:
+			feeding = false
+			fed = err
+			stdin.Close()
+			if !errors.Is(err, media.ErrHubClosed) {
+				break loop // ffmpeg's stdin broke, or ctx ended
+			}
+			// The source ended: let ffmpeg drain, within reason.
+			select {
+			case <-outputsDone:
+			case <-time.After(stopGrace):
+				t.log.Warn("transcode: ffmpeg did not finish after its input ended; killing it")
+			}
+			break loop
+		case <-outputsDone:
+			result = errors.New("ffmpeg output ended")
+			break loop
+		case now := <-watch.C:
+			last := t.lastOutput.Load()
+			in := t.lastInput.Load()
+			allowance := stallAfter
+			ref := time.Unix(0, last)
+			if last == 0 {
+				allowance, ref = startAllowance, start
+			}
+			if feeding && in != 0 && now.Sub(time.Unix(0, in)) < time.Second && now.Sub(ref) > allowance {
+				result = fmt.Errorf("ffmpeg stalled: no output for %s", now.Sub(ref).Round(time.Millisecond))
+				break loop
+			}
+		}
+	}
+	cancel()
+	stdin.Close()
+	_ = cmd.Process.Kill() // no-op once it exited by itself
+	<-outputsDone
+	if feeding {
+		fed = <-feedErr
+	}
+	waitErr := cmd.Wait() // reaps the process: no zombies
+	wg.Wait()
+	if errors.Is(fed, media.ErrHubClosed) {
+		return media.ErrHubClosed
+	}
+	if result == nil {
+		result = fmt.Errorf("ffmpeg exited: %v", waitErr)
+	}
+	return result
+}
+
+// feed writes the source hub's frames to w as FLV until the hub closes
+// (media.ErrHubClosed), ctx ends or w breaks.
+func (t *Transcoder) feed(ctx context.Context, w io.Writer) error {
+	sub := t.cfg.Source.Subscribe("transcode")
+	defer sub.Close()
+	fw := newFLVWriter(w, t.video, t.audio)
+	if err := fw.header(); err != nil {
+		return err
+	}
+	started := false
+	for {
+		f, err := sub.Next(ctx)
+		if err != nil {
+			return err
+		}
+		video := f.Track == t.video.ID
+		if !video && (t.audio == nil || f.Track != t.audio.ID) {
+			continue
+		}
+		if !started {
+			if !video || !f.Key {
+				continue // ffmpeg starts decoding at a keyframe
+			}
+			started = true
+		}
+		dts, pts := t.tl.feed(f, video)
+		if err := fw.frame(f, video, dts, pts); err != nil {
+			return err
+		}
+		t.lastInput.Store(time.Now().UnixNano())
+	}
+}
+
+func (t *Transcoder) logStderr(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	n := 0
+	for sc.Scan() {
+		n++
+		switch {
+		case n <= stderrLines:
+			t.log.Warn("ffmpeg", "line", sc.Text())
+		case n == stderrLines+1:
+			t.log.Warn("ffmpeg: further output of this process not logged")
+		}
+	}
+}
+
+// sink turns one rung's output frames into hub frames: source media time
+// and ingest wall clock from the timeline, and after a restart nothing
+// until a keyframe newer than what the rung already delivered, marked as
+// a discontinuity.
+type sink struct {
+	t     *Transcoder
+	hub   *media.Hub
+	video bool
+
+	// Touched only by the rung's reader goroutine (one at a time).
+	lastFeed  time.Duration // newest feed PTS delivered
+	delivered bool
+	resuming  bool // after a restart: wait for a newer keyframe
+	epoch     int
+}
+
+func (s *sink) restart() {
+	s.resuming = s.delivered
+}
+
+func (s *sink) emit(of outputFrame) {
+	s.t.lastOutput.Store(time.Now().UnixNano())
+	trackID := 0
+	if s.video && !of.video {
+		trackID = 1
+	}
+	if s.resuming {
+		// Video rungs resume on a keyframe, audio-only on any newer frame.
+		if of.pts <= s.lastFeed || (s.video && (!of.video || !of.key)) {
+			return
+		}
+	}
+	if s.video && !of.video && !s.delivered {
+		return // audio before the first video frame has nothing to follow
+	}
+	pts, epoch, wall := s.t.tl.source(of.pts)
+	dts := of.dts - (of.pts - pts)
+	f := &media.Frame{Track: trackID, PTS: pts, DTS: dts, Wall: wall, Key: of.key, NALUs: of.nalus}
+	if s.resuming || (s.delivered && epoch != s.epoch) {
+		f.Discontinuity = true
+	}
+	s.resuming, s.delivered, s.epoch = false, true, epoch
+	if of.pts > s.lastFeed {
+		s.lastFeed = of.pts
+	}
+	s.hub.Write(f)
+}

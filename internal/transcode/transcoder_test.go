@@ -1,0 +1,231 @@
+package transcode
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/testutil/mediatest"
+)
+
+// collected is what a rung hub delivered.
+type collected struct {
+	frames []*media.Frame
+}
+
+func collect(t *testing.T, h *media.Hub) <-chan collected {
+	t.Helper()
+	sub := h.Subscribe("test")
+	out := make(chan collected, 1)
+	go func() {
+		defer sub.Close()
+		var c collected
+		for {
+			f, err := sub.Next(context.Background())
+			if err != nil {
+				out <- c
+				return
+			}
+			c.frames = append(c.frames, f)
+		}
+	}()
+	return out
+}
+
+// play writes frames into hub in real time (by DTS), re-dating Wall to
+// when each is written, as ingest would; it calls at(i) before frame i.
+func play(hub *media.Hub, frames []*media.Frame, at func(i int)) {
+	start := time.Now()
+	for i, f := range frames {
+		if at != nil {
+			at(i)
+		}
+		if d := time.Until(start.Add(f.DTS)); d > 0 {
+			time.Sleep(d)
+		}
+		g := *f
+		g.Wall = time.Now()
+		hub.Write(&g)
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) { w.t.Logf("%s", b); return len(b), nil }
+
+func TestTranscoderRungsFollowTheSource(t *testing.T) {
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 1280, Height: 720, FPS: 60, Seconds: 5})
+	src := media.NewHub(es.Tracks, media.HubOptions{})
+	in := Input{Width: 1280, Height: 720, FPS: 60}
+	rungs := Ladder(TypeAdvancedHD, "", in)
+	tc, err := New(Config{Source: src, Rungs: rungs, Input: in, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := map[int]<-chan collected{}
+	for i := range rungs {
+		if h := tc.Hub(i); h != nil {
+			outs[i] = collect(t, h)
+		}
+	}
+	if len(outs) != len(rungs) {
+		t.Fatalf("%d rung hubs for %d rungs", len(outs), len(rungs))
+	}
+	done := make(chan struct{})
+	go func() { tc.Run(context.Background()); close(done) }()
+	play(src, es.Frames, nil)
+	src.Close()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("transcoder did not end after its source closed")
+	}
+	if pid := tc.PID(); pid != 0 {
+		t.Fatalf("ffmpeg pid %d still recorded after Run returned", pid)
+	}
+
+	// Source keyframe PTS and wall clock by PTS.
+	srcKeys := map[time.Duration]bool{}
+	srcVideo := map[time.Duration]bool{}
+	for _, f := range es.Frames {
+		if f.Track == 0 {
+			srcVideo[f.PTS] = true
+			if f.Key {
+				srcKeys[f.PTS] = true
+			}
+		}
+	}
+	for i, ch := range outs {
+		c := <-ch
+		r := rungs[i]
+		var video, audio, keys int
+		for _, f := range c.frames {
+			isVideo := !r.AudioOnly && f.Track == 0
+			if !isVideo {
+				audio++
+				continue
+			}
+			video++
+			if !srcVideo[f.PTS] {
+				t.Errorf("%s: frame at %v is not at a source frame's time", r.Name, f.PTS)
+				break
+			}
+			if f.Key != srcKeys[f.PTS] {
+				t.Errorf("%s: frame at %v key=%v, source key=%v", r.Name, f.PTS, f.Key, srcKeys[f.PTS])
+			}
+			if f.Key {
+				keys++
+			}
+			if f.Wall.IsZero() {
+				t.Errorf("%s: frame without ingest time", r.Name)
+			}
+		}
+		wantVideo := es.VideoFrames
+		if r.MaxFPS == 30 {
+			wantVideo /= 2
+		}
+		if r.AudioOnly {
+			wantVideo = 0
+		}
+		t.Logf("%s: %d video frames (%d keyframes), %d audio frames", r.Name, video, keys, audio)
+		if video < wantVideo-2 || video > wantVideo+2 {
+			t.Errorf("%s: %d video frames, want about %d", r.Name, video, wantVideo)
+		}
+		if !r.AudioOnly && keys != len(srcKeys) {
+			t.Errorf("%s: %d keyframes, source has %d", r.Name, keys, len(srcKeys))
+		}
+		if audio < es.AudioFrames-5 {
+			t.Errorf("%s: %d audio frames, source has %d", r.Name, audio, es.AudioFrames)
+		}
+	}
+}
+
+func TestTranscoderRestartsAKilledFFmpeg(t *testing.T) {
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 640, Height: 360, FPS: 30, Seconds: 8})
+	src := media.NewHub(es.Tracks, media.HubOptions{})
+	in := Input{Width: 640, Height: 360, FPS: 30}
+	rungs := Ladder(TypeStandard, "", in)
+	tc, err := New(Config{Source: src, Rungs: rungs, Input: in, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, tc.Hub(0))
+	done := make(chan struct{})
+	go func() { tc.Run(context.Background()); close(done) }()
+	var killed int
+	play(src, es.Frames, func(i int) {
+		if killed == 0 && es.Frames[i].DTS > 3*time.Second {
+			killed = tc.PID()
+			if killed == 0 {
+				t.Error("no ffmpeg running 3 s into the stream")
+				return
+			}
+			if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	src.Close()
+	<-done
+	if tc.Restarts() < 1 {
+		t.Fatalf("restarts = %d after killing ffmpeg", tc.Restarts())
+	}
+	// The killed process is gone (reaped, not a zombie).
+	if err := syscall.Kill(killed, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("killed ffmpeg %d still exists: %v", killed, err)
+	}
+	c := <-out
+	var disc, afterDisc int
+	var last time.Duration
+	for _, f := range c.frames {
+		if f.Track != 0 {
+			continue
+		}
+		if f.Discontinuity {
+			disc++
+			if !f.Key {
+				t.Error("resumed on a non-keyframe")
+			}
+			if f.PTS <= last {
+				t.Errorf("resumed at %v, not after the last delivered frame %v", f.PTS, last)
+			}
+		}
+		if disc > 0 {
+			afterDisc++
+		}
+		last = f.PTS
+	}
+	if disc != 1 || afterDisc < 30 {
+		t.Fatalf("%d discontinuities, %d video frames after it; want 1 and the stream's rest", disc, afterDisc)
+	}
+}
+
+func TestTranscoderWithoutFFmpegKeepsTrying(t *testing.T) {
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Seconds: 1})
+	src := media.NewHub(es.Tracks, media.HubOptions{})
+	in := Input{Width: 640, Height: 360, FPS: 30}
+	tc, err := New(Config{Source: src, Rungs: Ladder(TypeStandard, "", in), Input: in, FFmpeg: "/nonexistent/ffmpeg", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	tc.Run(ctx)
+	if tc.Restarts() < 2 {
+		t.Fatalf("restarts = %d; want it to keep trying (paced)", tc.Restarts())
+	}
+	if tc.Restarts() > 4 {
+		t.Fatalf("restarts = %d in 1.2 s: not paced", tc.Restarts())
+	}
+	_ = os.Getpid
+}
