@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ import (
 	"github.com/openivs/openivs/internal/live"
 	"github.com/openivs/openivs/internal/playback"
 	"github.com/openivs/openivs/internal/store"
+	"github.com/openivs/openivs/internal/transcode"
 	"github.com/openivs/openivs/internal/webui"
 )
 
@@ -189,6 +191,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.live = live.NewManager(live.Config{
 		Channels: svc, Events: events.LogPublisher{Logger: a.log}, Region: a.cfg.Region, Logger: a.log,
 		IdleTimeout: a.cfg.StreamIdleTimeout,
+		Transcode: &live.TranscodeConfig{
+			Capacity: transcode.NewCapacity(transcodeCapacity(a.cfg.MaxTranscodes)),
+			FFmpeg:   a.cfg.FFmpeg,
+		},
 	})
 	svc.SetStreamControl(a.live)
 	a.viewers = playback.NewViewers()
@@ -414,4 +420,13 @@ func (a *App) writePorts() error {
 		return fmt.Errorf("writing ports.json: %w", err)
 	}
 	return nil
+}
+
+// transcodeCapacity is the configured bound on concurrent transcodes, or
+// the node's measured default.
+func transcodeCapacity(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	return transcode.DefaultCapacity(runtime.NumCPU())
 }

@@ -46,6 +46,14 @@ type Config struct {
 	// (--stream-idle-timeout; IVS: 30 s). Tests shorten it.
 	StreamIdleTimeout time.Duration
 
+	// MaxTranscodes bounds the concurrent transcodes (STANDARD/ADVANCED
+	// streams) of this node (--max-transcodes; 0 = from the CPU count,
+	// see transcode.DefaultCapacity). Beyond it a stream fails with
+	// "Transcode capacity exceeded".
+	MaxTranscodes int
+	// FFmpeg is the ffmpeg binary transcoding runs (--ffmpeg; "ffmpeg" on PATH).
+	FFmpeg string
+
 	// Root API credentials, from OPENIVS_ACCESS_KEY_ID /
 	// OPENIVS_SECRET_ACCESS_KEY only (never a flag: command lines leak).
 	// Empty means the app reads or generates DATA_DIR/credentials.
@@ -92,6 +100,7 @@ func Default() Config {
 		LogFormat:         "text",
 		MaxBodyBytes:      1 << 20,
 		StreamIdleTimeout: 30 * time.Second,
+		FFmpeg:            "ffmpeg",
 	}
 }
 

@@ -128,6 +128,20 @@ var settings = []setting{
 		},
 		def: func(c *Config) string { return c.StreamIdleTimeout.String() },
 	},
+	{
+		name: "max-transcodes", kind: kindInt, usage: "concurrent transcoded (STANDARD/ADVANCED) streams on this node, `N` (0: from the CPU count)",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				return fmt.Errorf("not a non-negative integer: %q", v)
+			}
+			c.MaxTranscodes = n
+			return nil
+		},
+		def: func(c *Config) string { return strconv.Itoa(c.MaxTranscodes) },
+	},
+	str("ffmpeg", "ffmpeg binary `PATH` that transcodes STANDARD and ADVANCED channels",
+		func(c *Config) *string { return &c.FFmpeg }),
 	str("nats-url", "NATS server `URL` for events and fan-out across nodes (empty: none)",
 		func(c *Config) *string { return &c.NATSURL }),
 }

@@ -180,11 +180,34 @@ func (p *Packager) mediaPlaylistLocked(skip bool) []byte {
 	return out
 }
 
+// Variant is one rendition of a live stream as playback serves it.
+type Variant struct {
+	// Name is the quality name players show ("720p30", "audio_only");
+	// empty for the passthrough rendition, which is named from what its
+	// packager measures.
+	Name string
+	// Path is the URL path element of the rendition: "source" for the
+	// passthrough, else the name.
+	Path     string
+	Packager *Packager
+	// Width and Height of the video (0 for audio-only).
+	Width, Height int
+	AudioOnly     bool
+	// OnRequest variants are listed only when the viewer asks for them
+	// (?allow_audio_only=true on BASIC and STANDARD channels).
+	OnRequest bool
+	// Bandwidth is the nominal bits/s, advertised until measured.
+	Bandwidth int
+}
+
 // Rendition is one entry of a multivariant playlist.
 type Rendition struct {
 	Name string // IVS-style, e.g. "360p30" (see RenditionName)
 	URI  string // media playlist URI, relative to the multivariant playlist
 	Info RenditionInfo
+	// AudioOnly renditions are never auto-selected: players only switch
+	// to them when asked to.
+	AudioOnly bool
 }
 
 // RenditionName names a rendition as IVS does: height, "p", frame rate.
@@ -205,11 +228,14 @@ func MultivariantPlaylist(renditions []Rendition) []byte {
 	for i, r := range renditions {
 		name := strings.ReplaceAll(r.Name, "\"", "")
 		if name != "" {
-			def := "NO"
+			def, auto := "NO", "YES"
 			if i == 0 {
 				def = "YES"
 			}
-			fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=VIDEO,GROUP-ID=\"%s\",NAME=\"%s\",AUTOSELECT=YES,DEFAULT=%s\n", name, name, def)
+			if r.AudioOnly {
+				def, auto = "NO", "NO"
+			}
+			fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=VIDEO,GROUP-ID=\"%s\",NAME=\"%s\",AUTOSELECT=%s,DEFAULT=%s\n", name, name, auto, def)
 		}
 		bw, avg := r.Info.Bandwidth, r.Info.AverageBandwidth
 		if bw <= 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/openivs/openivs/internal/ingest"
 	"github.com/openivs/openivs/internal/ivs"
 	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/transcode"
 )
 
 // Channels is the control plane as the manager uses it (*ivs.Service).
@@ -49,6 +50,16 @@ type Config struct {
 	BitrateWindow time.Duration
 	// TakeoverLimit is the most takeovers one stream allows (100).
 	TakeoverLimit int
+	// Transcode, when set, gives STANDARD and ADVANCED channels their
+	// ladders; without it every channel is transmuxed like BASIC.
+	Transcode *TranscodeConfig
+}
+
+// TranscodeConfig is how a node transcodes.
+type TranscodeConfig struct {
+	Capacity   *transcode.Capacity // concurrent transcodes of this node
+	FFmpeg     string              // ffmpeg binary ("ffmpeg")
+	X264Preset string              // libx264 preset (transcode.DefaultX264Preset)
 }
 
 // Manager implements ingest.Publisher and ivs.StreamControl.
@@ -184,8 +195,9 @@ func (m *Manager) Hub(channelARN string) (*media.Hub, bool) {
 	return s.hub, s.hub != nil
 }
 
-// Playback returns the packaged rendition of a channel's live stream.
-func (m *Manager) Playback(channelARN string) (*hls.Packager, []media.Track, bool) {
+// Playback returns the renditions of a channel's live stream, highest
+// first.
+func (m *Manager) Playback(channelARN string) ([]hls.Variant, bool) {
 	m.mu.Lock()
 	s := m.live[channelARN]
 	if s == nil {
@@ -196,7 +208,7 @@ func (m *Manager) Playback(channelARN string) (*hls.Packager, []media.Track, boo
 		}
 		m.mu.Unlock()
 		if !ok {
-			return nil, nil, false
+			return nil, false
 		}
 		return e.session.playback()
 	}
@@ -265,6 +277,9 @@ func newStreamID() string {
 
 // errEnded is what WriteFrame returns once the live side ended the stream.
 var errEnded = errors.New("live: stream ended")
+
+// errTranscodeCapacity refuses a stream no transcoder is free for.
+var errTranscodeCapacity = errors.New("live: " + transcode.CapacityExceededReason)
 
 func refuse(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ingest.ErrCodec}, args...)...)

@@ -158,8 +158,8 @@ func TestAdmissionAndLifecycle(t *testing.T) {
 		t.Fatalf("hub's first frame: %+v, %v", got, err)
 	}
 	waitFor(t, 2*time.Second, func() bool { return f.events.has("Stream Start") })
-	if p, _, ok := f.mgr.Playback(arn); !ok || p == nil {
-		t.Fatal("no playback for a live channel")
+	if v, ok := f.mgr.Playback(arn); !ok || len(v) == 0 || v[0].Path != sourcePath {
+		t.Fatalf("playback of a live channel: %+v, %v", v, ok)
 	}
 	if err := stream.WriteFrame(&media.Frame{Track: 7}); err == nil {
 		t.Fatal("a frame for a track the stream does not have was accepted")

@@ -13,6 +13,7 @@ import (
 	"github.com/openivs/openivs/internal/ingest"
 	"github.com/openivs/openivs/internal/ivs"
 	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/transcode"
 )
 
 // maxSessionEvents is how many events a session keeps (truncatedEvents).
@@ -31,12 +32,14 @@ type session struct {
 	takeovers int
 	tracks    []media.Track
 	hub       *media.Hub
-	// packager turns the source into HLS (BASIC passthrough; the transcoding
-	// issue adds a ladder of them).
-	packager  *hls.Packager
-	streaming bool // Stream Start sent
-	ended     bool
-	endedCh   chan struct{}
+	// renditions are what viewers are served, highest first, once the
+	// ladder is known (renditions.go); transcoder makes the encoded ones.
+	renditions  []hls.Variant
+	transcoder  *transcode.Transcoder
+	releaseSlot func() // the node's transcode slot, when holding one
+	streaming   bool   // Stream Start sent
+	ended       bool
+	endedCh     chan struct{}
 
 	// Health and limits, fed by WriteFrame.
 	lastFrame      time.Time
@@ -220,9 +223,18 @@ func (c *conn) Start(tracks []media.Track, encoder string) (ingest.Stream, error
 		s.save()
 		return c, nil
 	}
+	if s.m.cfg.Transcode != nil && transcode.Transcodes(s.ch.Type) {
+		release, ok := s.m.cfg.Transcode.Capacity.Acquire()
+		if !ok {
+			s.eventWith(events.StreamStateChange, "Stream Failure", "", now, map[string]any{"reason": transcode.CapacityExceededReason})
+			s.endLocked(now, "")
+			return nil, errTranscodeCapacity
+		}
+		s.releaseSlot = release
+	}
 	s.tracks = tracks
 	s.hub = media.NewHub(tracks, media.HubOptions{})
-	s.startPackager(now)
+	s.startRenditions(video)
 	s.sess.IngestConfiguration = ingestConfiguration(video, audio, encoder)
 	s.lastFrame, s.anchorWall = now, now
 	s.save()
@@ -433,7 +445,10 @@ func (s *session) endLocked(now time.Time, code string) {
 	end := now.UTC()
 	s.sess.EndTime = &end
 	if s.hub != nil {
-		s.hub.Close() // the packager finishes its playlist with ENDLIST
+		s.hub.Close() // packagers finish their playlists with ENDLIST
+	}
+	if s.transcoder == nil && s.releaseSlot != nil {
+		s.releaseSlot() // else released once ffmpeg is gone
 	}
 	if err := s.m.cfg.Channels.EndStream(context.Background(), s.ch, s.snapshot()); err != nil {
 		s.m.log.Error("ending stream", "stream_id", s.st.StreamID, "err", err)
@@ -449,48 +464,13 @@ func (s *session) isEnded() bool {
 	return s.ended
 }
 
-// startPackager packages the source for viewers and reports Stream Start
-// once the first media is playable. Called with s.mu held.
-func (s *session) startPackager(now time.Time) {
-	s.packager = hls.NewPackager(s.hub, hls.Options{
-		Container:  s.ch.ContainerFormat,
-		LowLatency: s.ch.LatencyMode != "NORMAL",
-		Logger:     s.m.log,
-	})
-	p := s.packager
-	go func() {
-		// Run returns once the hub closes at the end of the session.
-		if err := p.Run(context.Background()); err != nil {
-			s.m.log.Error("packager stopped", "stream_id", s.st.StreamID, "err", err)
-		}
-	}()
-	go func() {
-		select {
-		case <-p.Ready():
-		case <-s.endedCh:
-			return
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.ended || s.streaming {
-			return
-		}
-		s.streaming = true
-		now := time.Now()
-		// Stream start latency: the first video frame (a keyframe; the
-		// packager skips anything before one) reaching ingest → playable.
-		s.m.log.Info("stream playable", "stream_id", s.st.StreamID, "after_first_frame", now.Sub(s.firstVideoWall).Round(time.Millisecond))
-		s.event(events.StreamStateChange, "Stream Start", "", now)
-		s.save()
-	}()
-}
-
-// Playback is what viewers are served: the stream's packaged rendition.
-func (s *session) playback() (*hls.Packager, []media.Track, bool) {
+// playback is what viewers are served: the stream's renditions, once
+// every one of them is playable (Stream Start) and after the stream ended.
+func (s *session) playback() ([]hls.Variant, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.packager == nil {
-		return nil, nil, false
+	if len(s.renditions) == 0 || !(s.streaming || s.ended) {
+		return nil, false
 	}
-	return s.packager, s.tracks, true
+	return s.renditions, true
 }

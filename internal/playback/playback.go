@@ -10,12 +10,11 @@ import (
 	"strings"
 
 	"github.com/openivs/openivs/internal/hls"
-	"github.com/openivs/openivs/internal/media"
 )
 
-// Streams finds a channel's packaged live stream (live.Manager).
+// Streams finds a channel's live renditions (live.Manager).
 type Streams interface {
-	Playback(channelARN string) (*hls.Packager, []media.Track, bool)
+	Playback(channelARN string) ([]hls.Variant, bool)
 }
 
 // Handler serves /api/video/v1/<region>.<account>.channel.<id>.m3u8 and,
@@ -32,9 +31,6 @@ type Handler struct {
 
 // Prefix is the path every playback URL starts with.
 const Prefix = "/api/video/v1/"
-
-// sourceRendition is the path element of the passthrough rendition.
-const sourceRendition = "source"
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Playback is public and cacheable; the channel's own CORS rules come
@@ -59,36 +55,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such channel")
 		return
 	}
-	p, tracks, ok := h.Streams.Playback(arn)
+	variants, ok := h.Streams.Playback(arn)
 	if !ok {
 		writeError(w, http.StatusNotFound, "the channel is not live")
 		return
 	}
 	if sub == "" {
-		// The path says "source", not the IVS-style name, because the name
-		// follows the measured frame rate and must not move under players.
-		uri := stream + "/" + sourceRendition + "/playlist.m3u8"
-		cache := "max-age=1"
-		if h.Viewers != nil {
-			// A player reloading the multivariant playlist keeps its session.
-			id := r.URL.Query().Get(sessionParam)
-			if !validSessionID(id) {
-				id = newSessionID()
-			}
-			h.Viewers.Touch(arn, id)
-			uri += "?" + sessionParam + "=" + id
-			cache = "private, no-store" // one viewer's session id
-		}
-		body := hls.MultivariantPlaylist([]hls.Rendition{{
-			Name: renditionName(p, tracks), URI: uri, Info: p.Info(),
-		}})
-		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
-		w.Header().Set("Cache-Control", cache)
-		_, _ = w.Write(body)
+		h.serveMultivariant(w, r, arn, stream, variants)
 		return
 	}
-	rendition, resource, ok := strings.Cut(sub, "/")
-	if !ok || rendition != sourceRendition || resource == "" || strings.Contains(resource, "/") {
+	path, resource, ok := strings.Cut(sub, "/")
+	if !ok || resource == "" || strings.Contains(resource, "/") {
+		writeError(w, http.StatusNotFound, "no such rendition")
+		return
+	}
+	var p *hls.Packager
+	for _, v := range variants {
+		if v.Path == path {
+			p = v.Packager
+			break
+		}
+	}
+	if p == nil {
 		writeError(w, http.StatusNotFound, "no such rendition")
 		return
 	}
@@ -96,6 +84,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Viewers.Touch(arn, sessionKey(r))
 	}
 	p.ServeMedia(w, r, resource)
+}
+
+// serveMultivariant lists the stream's renditions, highest first; the
+// audio-only rendition of BASIC and STANDARD channels only when the
+// viewer asks with ?allow_audio_only=true.
+func (h *Handler) serveMultivariant(w http.ResponseWriter, r *http.Request, arn, stream string, variants []hls.Variant) {
+	query := ""
+	cache := "max-age=1"
+	if h.Viewers != nil {
+		// A player reloading the multivariant playlist keeps its session.
+		id := r.URL.Query().Get(sessionParam)
+		if !validSessionID(id) {
+			id = newSessionID()
+		}
+		h.Viewers.Touch(arn, id)
+		query = "?" + sessionParam + "=" + id
+		cache = "private, no-store" // one viewer's session id
+	}
+	allowAudioOnly := r.URL.Query().Get("allow_audio_only") == "true"
+	var list []hls.Rendition
+	for _, v := range variants {
+		if v.OnRequest && !(v.AudioOnly && allowAudioOnly) {
+			continue
+		}
+		info := v.Packager.Info()
+		if info.Bandwidth <= 0 {
+			info.Bandwidth, info.AverageBandwidth = v.Bandwidth, v.Bandwidth
+		}
+		name := v.Name
+		if name == "" {
+			name = renditionName(info)
+		}
+		list = append(list, hls.Rendition{
+			Name: name, URI: stream + "/" + v.Path + "/" + hls.PlaylistName + query, Info: info, AudioOnly: v.AudioOnly,
+		})
+	}
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	w.Header().Set("Cache-Control", cache)
+	_, _ = w.Write(hls.MultivariantPlaylist(list))
 }
 
 // channelARN turns "<region>.<account>.channel.<id>" into the channel ARN.
@@ -107,23 +134,15 @@ func (h *Handler) channelARN(stream string) (string, bool) {
 	return "arn:aws:ivs:" + parts[0] + ":" + parts[1] + ":channel/" + parts[3], true
 }
 
-// renditionName names the source rendition as IVS does ("720p30").
-func renditionName(p *hls.Packager, tracks []media.Track) string {
-	info := p.Info()
-	height := info.Height
-	for _, t := range tracks {
-		if t.Kind == media.Video && height == 0 {
-			height = min(t.Width, t.Height)
-		}
-	}
-	if info.Width > 0 && info.Width < info.Height {
-		height = info.Width // portrait: the short edge names the rendition
-	}
+// renditionName names the passthrough rendition as IVS does ("720p30")
+// from what its packager measured.
+func renditionName(info hls.RenditionInfo) string {
+	short := min(info.Width, info.Height)
 	fps := int(info.FrameRate + 0.5)
 	if fps == 0 {
 		fps = 30
 	}
-	return hls.RenditionName(height, fps)
+	return hls.RenditionName(short, fps)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

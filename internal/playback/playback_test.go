@@ -23,17 +23,17 @@ const (
 	streamPath = Prefix + "us-west-2.123456789012.channel.abcdEFGH1234"
 )
 
-// liveStreams serves one live channel from a real packager.
+// liveStreams serves one live channel: its source packager and, on
+// request, an audio-only one.
 type liveStreams struct {
-	p      *hls.Packager
-	tracks []media.Track
+	variants []hls.Variant
 }
 
-func (l *liveStreams) Playback(arn string) (*hls.Packager, []media.Track, bool) {
-	if arn != channelARN || l.p == nil {
-		return nil, nil, false
+func (l *liveStreams) Playback(arn string) ([]hls.Variant, bool) {
+	if arn != channelARN || l.variants == nil {
+		return nil, false
 	}
-	return l.p, l.tracks, true
+	return l.variants, true
 }
 
 // startLive packages two seconds of a synthetic 30 fps stream with a
@@ -42,12 +42,21 @@ func startLive(t *testing.T) *liveStreams {
 	t.Helper()
 	tracks := mediatest.Tracks(t)
 	hub := media.NewHub(tracks, media.HubOptions{})
+	audio := tracks[1]
+	audio.ID = 0
+	audioHub := media.NewHub([]media.Track{audio}, media.HubOptions{})
 	p := hls.NewPackager(hub, hls.Options{LowLatency: true})
+	pa := hls.NewPackager(audioHub, hls.Options{LowLatency: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); _ = p.Run(ctx) }()
+	go func() { defer wg.Done(); _ = pa.Run(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
+	// An audio-only hub keeps nothing for late subscribers.
+	for audioHub.Stats().Subscribers == 0 {
+		time.Sleep(time.Millisecond)
+	}
 
 	base := time.Now()
 	const fps = 30
@@ -59,14 +68,23 @@ func startLive(t *testing.T) *liveStreams {
 			nalus = [][]byte{mediatest.SPS, mediatest.PPS, append([]byte{0x65}, make([]byte, 3000)...)}
 		}
 		hub.Write(&media.Frame{Track: 0, DTS: dts, PTS: dts, Key: key, NALUs: nalus, Wall: base.Add(dts)})
-		hub.Write(&media.Frame{Track: 1, DTS: dts, PTS: dts, Key: true, NALUs: [][]byte{make([]byte, 200)}, Wall: base.Add(dts)})
+		a := &media.Frame{Track: 1, DTS: dts, PTS: dts, Key: true, NALUs: [][]byte{make([]byte, 200)}, Wall: base.Add(dts)}
+		hub.Write(a)
+		b := *a
+		b.Track = 0
+		audioHub.Write(&b)
 	}
-	select {
-	case <-p.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("packager never became ready")
+	for _, pk := range []*hls.Packager{p, pa} {
+		select {
+		case <-pk.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatal("packager never became ready")
+		}
 	}
-	return &liveStreams{p: p, tracks: tracks}
+	return &liveStreams{variants: []hls.Variant{
+		{Path: "source", Packager: p, Width: 1920, Height: 1080},
+		{Name: "audio_only", Path: "audio_only", Packager: pa, AudioOnly: true, OnRequest: true, Bandwidth: 140800},
+	}}
 }
 
 func get(t *testing.T, h http.Handler, target string, header ...string) (*http.Response, string) {
@@ -194,5 +212,37 @@ func TestValidSessionID(t *testing.T) {
 		if got := validSessionID(id); got != want {
 			t.Errorf("validSessionID(%q) = %v, want %v", id, got, want)
 		}
+	}
+}
+
+// TestAudioOnlyOnRequest: a BASIC/STANDARD stream lists its audio-only
+// rendition only with ?allow_audio_only=true, last, never auto-selected,
+// with an audio codec alone; and it is served either way.
+func TestAudioOnlyOnRequest(t *testing.T) {
+	h := &Handler{Region: region, Streams: startLive(t)}
+	_, plain := get(t, h, streamPath+".m3u8")
+	if strings.Contains(plain, "audio_only") || strings.Count(plain, "#EXT-X-STREAM-INF") != 1 {
+		t.Fatalf("without allow_audio_only:\n%s", plain)
+	}
+	_, with := get(t, h, streamPath+".m3u8?allow_audio_only=true")
+	if strings.Count(with, "#EXT-X-STREAM-INF") != 2 {
+		t.Fatalf("with allow_audio_only:\n%s", with)
+	}
+	lines := strings.Split(strings.TrimSpace(with), "\n")
+	last, inf, media := lines[len(lines)-1], lines[len(lines)-2], lines[len(lines)-3]
+	if !strings.HasSuffix(last, "/audio_only/playlist.m3u8") || !strings.Contains(inf, `CODECS="mp4a.40.2"`) ||
+		strings.Contains(inf, "RESOLUTION") || !strings.Contains(inf, "BANDWIDTH=") ||
+		media != `#EXT-X-MEDIA:TYPE=VIDEO,GROUP-ID="audio_only",NAME="audio_only",AUTOSELECT=NO,DEFAULT=NO` {
+		t.Fatalf("audio-only entry:\n%s", with)
+	}
+	if !strings.Contains(lines[3], `NAME="1080p30"`) || !strings.Contains(lines[3], "DEFAULT=YES") {
+		t.Fatalf("first rendition should be the source, named from what it measured:\n%s", with)
+	}
+	resp, body := get(t, h, streamPath+"/audio_only/playlist.m3u8")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "#EXT-X-PART:") {
+		t.Fatalf("audio-only playlist: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, h, streamPath+"/720p30/playlist.m3u8"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a rendition the stream does not have: %d", resp.StatusCode)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -365,14 +367,29 @@ func (t *Transcoder) feed(ctx context.Context, w io.Writer) error {
 	}
 }
 
+// harmlessStderr are ffmpeg warnings every live start produces: probing
+// stops early on purpose (the FLV headers already describe the tracks),
+// and FLV does not state an AAC frame size. They go to the debug log.
+var harmlessStderr = []string{
+	"not enough frames to estimate rate",
+	"Could not find codec parameters for stream",
+	"Consider increasing the value for the 'analyzeduration'",
+	"frame size not set",
+}
+
 func (t *Transcoder) logStderr(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	n := 0
 	for sc.Scan() {
+		line := sc.Text()
+		if slices.ContainsFunc(harmlessStderr, func(s string) bool { return strings.Contains(line, s) }) {
+			t.log.Debug("ffmpeg", "line", line)
+			continue
+		}
 		n++
 		switch {
 		case n <= stderrLines:
-			t.log.Warn("ffmpeg", "line", sc.Text())
+			t.log.Warn("ffmpeg", "line", line)
 		case n == stderrLines+1:
 			t.log.Warn("ffmpeg: further output of this process not logged")
 		}
