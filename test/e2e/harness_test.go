@@ -118,6 +118,8 @@ type server struct {
 	SRT     int
 	// Endpoint is the API base URL (http://127.0.0.1:PORT).
 	Endpoint string
+	// PID is the server process's id.
+	PID int
 
 	stderr *lockedBuffer
 	shown  bool // the output is already in a failure message
@@ -214,6 +216,7 @@ func startServer(t testing.TB, opts serverOpts) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start openivs: %v", err)
 	}
+	srv.PID = cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	var stopOnce sync.Once
@@ -336,4 +339,45 @@ func runOpenivs(ctx context.Context, t *testing.T, args ...string) (code int, st
 	}
 	t.Fatalf("openivs %s: %v", strings.Join(args, " "), err)
 	return -1, "", ""
+}
+
+// ChildProcesses lists the server's child processes named comm (e.g.
+// "ffmpeg"), zombies included (state Z), from /proc.
+func (s *server) ChildProcesses(t testing.TB, comm string) []childProcess {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []childProcess
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		st := string(raw)
+		open, end := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		fields := strings.Fields(st[end+1:])
+		if len(fields) < 2 || st[open+1:end] != comm {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == s.PID {
+			out = append(out, childProcess{PID: pid, State: fields[0]})
+		}
+	}
+	return out
+}
+
+// childProcess is one child of the server.
+type childProcess struct {
+	PID   int
+	State string // R, S, Z (zombie), ...
 }
