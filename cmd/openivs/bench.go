@@ -22,6 +22,8 @@ const benchUsage = `Usage:
                                   request rates and part delay
   openivs bench latency [flags]   play --url in headless Chromium with the openivs player and
                                   report glass-to-glass latency
+  openivs bench transcode [flags] one transcoded stream's CPU (node + ffmpeg) against bare ffmpeg
+                                  encoding the same ladder
 `
 
 // benchCommands are the `openivs bench` subcommands by name; each returns

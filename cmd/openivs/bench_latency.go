@@ -54,6 +54,7 @@ func benchLatencyCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.StartTimeout, "start-timeout", 30e9, "give up when not PLAYING this long after starting Chromium")
 	fs.StringVar(&opts.Chromium, "chromium", defaultChromium, "Chromium binary (env OPENIVS_CHROMIUM)")
 	fs.BoolVar(&lowLatency, "low-latency", true, "player.setLiveLowLatencyEnabled: play LL-HLS parts (false: play at HOLD-BACK)")
+	fs.StringVar(&opts.Quality, "quality", "", "pin the player to the rendition of this `NAME` (e.g. 480p30) instead of ABR")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "accept any TLS certificate (self-signed https playback URLs)")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON instead of text")
 	if err := fs.Parse(args); err != nil {

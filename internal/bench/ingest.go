@@ -200,7 +200,8 @@ func RunIngest(ctx context.Context, opts IngestOptions) (*IngestResult, error) {
 	}
 	streams := make([]*stream, opts.Streams)
 	for i := range streams {
-		arn, key, err := node.IVS().CreateChannel(ctx, cfg.AccountID, "bench-"+strconv.Itoa(i), "STANDARD", !opts.RTMPS)
+		// BASIC: ingest alone; transcoding has its own benchmark.
+		arn, key, err := node.IVS().CreateChannel(ctx, cfg.AccountID, "bench-"+strconv.Itoa(i), "BASIC", !opts.RTMPS)
 		if err != nil {
 			return nil, fmt.Errorf("creating channel %d: %w", i, err)
 		}

@@ -48,6 +48,9 @@ type LatencyOptions struct {
 	// NormalLatency calls setLiveLowLatencyEnabled(false): the player then
 	// ignores the parts and plays at HOLD-BACK like a plain HLS player.
 	NormalLatency bool
+	// Quality, when set, pins the player to the rendition of that name
+	// (player.setQuality) instead of letting ABR choose.
+	Quality string
 	// Insecure lets Chromium accept any TLS certificate (self-signed
 	// https playback URLs).
 	Insecure bool
@@ -211,7 +214,14 @@ const latencyProbe = `(function () {
   player.play();
 
   var num = function (v) { return typeof v === 'number' && isFinite(v) ? v : null; };
+  var pinned = !cfg.quality;
   setInterval(function () {
+    if (!pinned && player.getQualities().length) {
+      pinned = true;
+      var qs = player.getQualities(), want = qs.filter(function (q) { return q.name === cfg.quality; })[0];
+      if (want) player.setQuality(want);
+      else ev('BenchError', 'no quality named ' + cfg.quality + ' (the stream has ' + qs.map(function (q) { return q.name; }).join(', ') + ')');
+    }
     var tk = {t: Date.now(), state: player.getState(), pos: num(player.getPosition()),
       lat: num(player.getLiveLatency()), buf: num(player.getBufferDuration()), rate: num(video.playbackRate)};
     var h = player.hls, d = null;
@@ -392,8 +402,8 @@ func latencyHandler(page []byte, col *latencyCollector) (http.Handler, error) {
 
 // latencyPageFor renders the page for a run; the settings are JSON, which
 // json.Marshal makes safe inside <script> (it escapes <, > and &).
-func latencyPageFor(playbackURL string, lowLatency bool) ([]byte, error) {
-	cfg, err := json.Marshal(map[string]any{"url": playbackURL, "lowLatency": lowLatency})
+func latencyPageFor(playbackURL string, lowLatency bool, quality string) ([]byte, error) {
+	cfg, err := json.Marshal(map[string]any{"url": playbackURL, "lowLatency": lowLatency, "quality": quality})
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +480,7 @@ func RunLatency(ctx context.Context, opts LatencyOptions) (*LatencyResult, error
 		return nil, fmt.Errorf("bench: Chromium not found at %s (set --chromium or OPENIVS_CHROMIUM): %w", opts.Chromium, err)
 	}
 
-	page, err := latencyPageFor(opts.URL, !opts.NormalLatency)
+	page, err := latencyPageFor(opts.URL, !opts.NormalLatency, opts.Quality)
 	if err != nil {
 		return nil, err
 	}

@@ -172,7 +172,7 @@ func TestStatsNearestRank(t *testing.T) {
 // bundle and probe are served, and /report collects batches.
 func TestLatencyHandler(t *testing.T) {
 	evil := "http://example.com/a.m3u8?x=</script><script>alert(1)</script>"
-	page, err := latencyPageFor(evil, false)
+	page, err := latencyPageFor(evil, false, evil)
 	if err != nil {
 		t.Fatal(err)
 	}

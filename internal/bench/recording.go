@@ -22,9 +22,36 @@ const DefaultBitrate = 3_000_000
 // audioBitrate is the AAC share of the recording's bitrate.
 const audioBitrate = 128_000
 
+// RecordingSpec is what a generated recording holds: total bitrate and
+// the video's size and frame rate (default 1280x720 at 30 fps).
+type RecordingSpec struct {
+	Bitrate       int64
+	Width, Height int
+	FPS           int
+}
+
+func (s RecordingSpec) withDefaults() RecordingSpec {
+	if s.Bitrate <= 0 {
+		s.Bitrate = DefaultBitrate
+	}
+	if s.Width <= 0 || s.Height <= 0 {
+		s.Width, s.Height = 1280, 720
+	}
+	if s.FPS <= 0 {
+		s.FPS = 30
+	}
+	return s
+}
+
 // RecordingPath is where the generated recording of a bitrate is cached, so
 // that repeated runs replay the same bytes and do not pay for encoding.
 func RecordingPath(bitrate int64) (string, error) {
+	return RecordingSpec{Bitrate: bitrate}.Path()
+}
+
+// Path is where the recording of this spec is cached.
+func (s RecordingSpec) Path() (string, error) {
+	s = s.withDefaults()
 	dir := os.Getenv("XDG_CACHE_HOME")
 	if dir == "" {
 		var err error
@@ -32,15 +59,27 @@ func RecordingPath(bitrate int64) (string, error) {
 			return "", fmt.Errorf("bench: no cache dir for the recording (set XDG_CACHE_HOME or pass --file): %w", err)
 		}
 	}
-	return filepath.Join(dir, "openivs", fmt.Sprintf("bench-%dkbps.flv", bitrate/1000)), nil
+	name := fmt.Sprintf("bench-%dkbps.flv", s.Bitrate/1000)
+	if s.Width != 1280 || s.Height != 720 || s.FPS != 30 {
+		name = fmt.Sprintf("bench-%dx%dp%d-%dkbps.flv", s.Width, s.Height, s.FPS, s.Bitrate/1000)
+	}
+	return filepath.Join(dir, "openivs", name), nil
 }
 
-// EnsureRecording returns the path of the cached recording of bitrate,
-// encoding it once with ffmpeg when it is missing: 10 s of 1280x720 30 fps
-// testsrc2 with a sine tone, x264 veryfast held near constant bitrate, a
-// keyframe every 2 s (IVS's recommendation) and AAC-LC 128 kbps.
+// EnsureRecording returns the path of the cached 1280x720 30 fps recording
+// of bitrate (see EnsureRecordingOf).
 func EnsureRecording(ctx context.Context, bitrate int64) (string, error) {
-	path, err := RecordingPath(bitrate)
+	return EnsureRecordingOf(ctx, RecordingSpec{Bitrate: bitrate})
+}
+
+// EnsureRecordingOf returns the path of the cached recording of spec,
+// encoding it once with ffmpeg when it is missing: 10 s of testsrc2 with a
+// sine tone, x264 veryfast held near constant bitrate, a keyframe every
+// 2 s (IVS's recommendation) and AAC-LC 128 kbps.
+func EnsureRecordingOf(ctx context.Context, spec RecordingSpec) (string, error) {
+	spec = spec.withDefaults()
+	bitrate := spec.Bitrate
+	path, err := spec.Path()
 	if err != nil {
 		return "", err
 	}
@@ -62,14 +101,14 @@ func EnsureRecording(ctx context.Context, bitrate int64) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", spec.Width, spec.Height, spec.FPS),
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", "10",
 		"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-profile:v", "high",
 		"-b:v", strconv.FormatInt(video/1000, 10)+"k",
 		"-maxrate", strconv.FormatInt(bitrate/1000, 10)+"k",
 		"-bufsize", strconv.FormatInt(bitrate/1000, 10)+"k",
-		"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+		"-g", strconv.Itoa(2*spec.FPS), "-keyint_min", strconv.Itoa(2*spec.FPS), "-sc_threshold", "0",
 		"-c:a", "aac", "-b:a", strconv.Itoa(audioBitrate/1000)+"k", "-ac", "2",
 		"-f", "flv", tmp)
 	var stderr bytes.Buffer

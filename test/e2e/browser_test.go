@@ -42,7 +42,11 @@ const browserProbe = `(function () {
       state: p.getState(), position: p.getPosition(), playedMs: firstPlaying ? Date.now() - firstPlaying : 0,
       maxStallMs: maxStall, qualities: p.getQualities().length, lowLatency: p.isLiveLowLatency(), latencies: lat,
       events: (window.playerEvents || []).map(function (e) { return e.type; }),
-      errors: (window.playerEvents || []).filter(function (e) { return /Error/.test(e.type); }).map(function (e) { return JSON.stringify(e.payload); })
+      errors: (window.playerEvents || []).filter(function (e) { return /Error/.test(e.type); }).map(function (e) { return JSON.stringify(e.payload); }),
+      qualityNames: p.getQualities().map(function (q) { return q.name; }),
+      quality: p.getQuality().name || '', qualityHeight: p.getQuality().height || 0, qualityBitrate: p.getQuality().bitrate || 0,
+      autoQuality: p.isAutoQualityMode(), videoHeight: p.getVideoHeight(),
+      qualityChanges: (window.playerEvents || []).filter(function (e) { return e.type === 'PlayerQualityChanged'; }).map(function (e) { return e.payload && e.payload.name; })
     })});
   }, 500);
 })();`
@@ -57,6 +61,16 @@ type browserReport struct {
 	Latencies  []float64 `json:"latencies"`
 	Events     []string  `json:"events"`
 	Errors     []string  `json:"errors"`
+	// The player's qualities by name in getQualities() order, the current
+	// one (getQuality) with its height and bitrate, whether ABR is on, the
+	// decoded video's height, and the names QUALITY_CHANGED events carried.
+	QualityNames   []string `json:"qualityNames"`
+	Quality        string   `json:"quality"`
+	QualityHeight  int      `json:"qualityHeight"`
+	QualityBitrate int      `json:"qualityBitrate"`
+	AutoQuality    bool     `json:"autoQuality"`
+	VideoHeight    int      `json:"videoHeight"`
+	QualityChanges []string `json:"qualityChanges"`
 }
 
 // TestBrowserPlaysLiveStream: ffmpeg → openivs (RTMPS, LL-HLS) → our player
@@ -138,8 +152,10 @@ func TestBrowserPlaysLiveStream(t *testing.T) {
 
 // startBrowser opens /play/<channelID> in headless Chromium behind a
 // same-origin proxy that injects the probe; it returns the probe's latest
-// report (and how many arrived) and Chromium's output so far.
-func startBrowser(t *testing.T, srv *server, chromium, id string) (snapshot func() (browserReport, int), output func() string) {
+// report (and how many arrived) and Chromium's output so far. wrap, when
+// given, wraps the proxy's whole handler (a test's own endpoints, page
+// rewrites or throttling).
+func startBrowser(t *testing.T, srv *server, chromium, id string, wrap ...func(http.Handler) http.Handler) (snapshot func() (browserReport, int), output func() string) {
 	t.Helper()
 	// A same-origin proxy in front of the server injects the probe into the
 	// demo page; player, playlists and media pass through unchanged.
@@ -179,7 +195,11 @@ func startBrowser(t *testing.T, srv *server, chromium, id string) (snapshot func
 		}
 	})
 	mux.Handle("/", proxy)
-	front := httptest.NewServer(mux)
+	var handler http.Handler = mux
+	for _, w := range wrap {
+		handler = w(handler)
+	}
+	front := httptest.NewServer(handler)
 	t.Cleanup(front.Close)
 	snapshot = func() (browserReport, int) {
 		mu.Lock()
