@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 	"github.com/openivs/openivs/internal/media"
 	"github.com/openivs/openivs/internal/testutil/mediatest"
 )
@@ -228,4 +230,59 @@ func TestTranscoderWithoutFFmpegKeepsTrying(t *testing.T) {
 		t.Fatalf("restarts = %d in 1.2 s: not paced", tc.Restarts())
 	}
 	_ = os.Getpid
+}
+
+// TestTranscoderKeepsColour: the rungs' SPS carry the source's colour
+// description (primaries, transfer, matrix) and range, here BT.709 full
+// range, which IVS passes through.
+func TestTranscoderKeepsColour(t *testing.T) {
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 640, Height: 360, FPS: 30, Seconds: 2, VideoArgs: []string{
+		"-pix_fmt", "yuvj420p", "-color_range", "pc", "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"}})
+	want := spsVUI(t, es.Tracks[0].SPS)
+	if want == nil || !want.VideoFullRangeFlag || want.ColourPrimaries != 1 {
+		t.Fatalf("the source does not carry BT.709 full range: %+v", want)
+	}
+	src := media.NewHub(es.Tracks, media.HubOptions{})
+	in := Input{Width: 640, Height: 360, FPS: 30}
+	rungs := Ladder(TypeStandard, "", in)
+	tc, err := New(Config{Source: src, Rungs: rungs, Input: in, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]<-chan collected{}
+	for i := range rungs {
+		out[i] = collect(t, tc.Hub(i))
+	}
+	done := make(chan struct{})
+	go func() { tc.Run(context.Background()); close(done) }()
+	play(src, es.Frames, nil)
+	src.Close()
+	<-done
+	for i, ch := range out {
+		var sps []byte
+		for _, f := range (<-ch).frames {
+			for _, n := range f.NALUs {
+				if len(n) > 0 && n[0]&0x1f == 7 && sps == nil {
+					sps = n
+				}
+			}
+		}
+		got := spsVUI(t, sps)
+		if got == nil || got.VideoFullRangeFlag != want.VideoFullRangeFlag || got.ColourPrimaries != want.ColourPrimaries ||
+			got.TransferCharacteristics != want.TransferCharacteristics || got.MatrixCoefficients != want.MatrixCoefficients {
+			t.Errorf("%s: colour %+v, source %+v", rungs[i].Name, got, want)
+		}
+	}
+}
+
+func spsVUI(t *testing.T, b []byte) *h264.SPS_VUI {
+	t.Helper()
+	var s h264.SPS
+	if len(b) == 0 || s.Unmarshal(b) != nil {
+		t.Fatalf("no parsable SPS")
+	}
+	if s.VUI == nil || !s.VUI.ColourDescriptionPresentFlag {
+		return &h264.SPS_VUI{VideoFullRangeFlag: s.VUI != nil && s.VUI.VideoFullRangeFlag}
+	}
+	return s.VUI
 }

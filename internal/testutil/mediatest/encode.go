@@ -40,6 +40,9 @@ type EncodeOptions struct {
 	Seconds       int
 	// GOP is the keyframe interval in frames (default: one second).
 	GOP int
+	// VideoArgs are extra ffmpeg output options for the video (colour
+	// tags, pixel format, ...), placed after the defaults so they win.
+	VideoArgs []string
 }
 
 // Encoded is a real ffmpeg encode demuxed into hub frames: video track 0,
@@ -73,8 +76,9 @@ func Encode(t testing.TB, o EncodeOptions) Encoded {
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", strconv.Itoa(o.Seconds), "-ac", "2",
 		"-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", strconv.Itoa(o.GOP), "-keyint_min", strconv.Itoa(o.GOP),
-		"-sc_threshold", "0", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "96k", "-f", "mpegts", out)
+		"-sc_threshold", "0", "-pix_fmt", "yuv420p")
+	cmd.Args = append(cmd.Args, o.VideoArgs...)
+	cmd.Args = append(cmd.Args, "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, b)
 	}
