@@ -12,6 +12,7 @@ import (
 	"github.com/openivs/openivs/internal/ivs"
 	"github.com/openivs/openivs/internal/media"
 	"github.com/openivs/openivs/internal/store"
+	"github.com/openivs/openivs/internal/transcode"
 )
 
 // recorder collects published events.
@@ -411,4 +412,51 @@ func TestTakeoverLimit(t *testing.T) {
 	if len(f.events.names()) != before {
 		t.Fatalf("a plain duplicate raised events: %v", f.events.names()[before:])
 	}
+}
+
+// TestTranscodeCapacityExceeded: with every transcode slot taken, a
+// STANDARD stream fails with IVS's Stream Failure event and reason, and its
+// session ends; BASIC streams, which do not transcode, still go live.
+func TestTranscodeCapacityExceeded(t *testing.T) {
+	capacity := transcode.NewCapacity(1)
+	release, _ := capacity.Acquire() // the node is busy
+	f := newFixture(t, Config{Transcode: &TranscodeConfig{Capacity: capacity}}, ivs.Quotas{})
+	ctx := context.Background()
+	_, key := f.channel(t, "STANDARD", false)
+	adm, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Start(testTracks, "test"); err == nil {
+		t.Fatal("a STANDARD stream started with no transcode capacity")
+	}
+	var failure *events.Event
+	f.events.mu.Lock()
+	for i, e := range f.events.ev {
+		if e.Detail["event_name"] == "Stream Failure" {
+			failure = &f.events.ev[i]
+		}
+	}
+	f.events.mu.Unlock()
+	if failure == nil || failure.Detail["reason"] != "Transcode capacity exceeded. Please try again." {
+		t.Fatalf("events %v; Stream Failure %+v", f.events.names(), failure)
+	}
+	if !f.events.has("Session Ended") {
+		t.Fatalf("events %v: the failed session did not end", f.events.names())
+	}
+
+	_, basicKey := f.channel(t, "BASIC", false)
+	adm, err = f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: basicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := adm.Start(testTracks, "test")
+	if err != nil {
+		t.Fatalf("BASIC needs no transcoder: %v", err)
+	}
+	st.Close(nil)
+	if capacity.InUse() != 1 {
+		t.Fatalf("%d slots in use; only the node's own", capacity.InUse())
+	}
+	release()
 }
