@@ -182,10 +182,12 @@ func (p *Packager) mediaPlaylistLocked(skip bool) []byte {
 
 // Variant is one rendition of a live stream as playback serves it.
 type Variant struct {
-	// Name is the quality name players show ("720p30", "audio_only");
-	// empty for the passthrough rendition, which is named from what its
-	// packager measures.
+	// Name is the quality name players show ("720p30", "audio_only").
+	// The passthrough rendition's is the ladder's guess from the input
+	// until its packager has measured the frame rate.
 	Name string
+	// Source marks the passthrough rendition.
+	Source bool
 	// Path is the URL path element of the rendition: "source" for the
 	// passthrough, else the name.
 	Path     string

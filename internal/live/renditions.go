@@ -130,7 +130,7 @@ func (s *session) buildRenditions(video media.Track, fps float64) {
 		hub := s.hub
 		v := hls.Variant{Name: r.Name, Path: r.Name, Width: r.Width, Height: r.Height, AudioOnly: r.AudioOnly, Bandwidth: nominalBandwidth(r)}
 		if r.Source {
-			v.Name, v.Path = "", sourcePath
+			v.Source, v.Path = true, sourcePath
 		} else if hub = tc.Hub(i); hub == nil {
 			continue // audio-only rung of a stream without audio
 		}

@@ -113,8 +113,8 @@ func (h *Handler) serveMultivariant(w http.ResponseWriter, r *http.Request, arn,
 			info.Bandwidth, info.AverageBandwidth = v.Bandwidth, v.Bandwidth
 		}
 		name := v.Name
-		if name == "" {
-			name = renditionName(info)
+		if v.Source && info.FrameRate > 0 || name == "" {
+			name = renditionName(info) // what the packager measured
 		}
 		list = append(list, hls.Rendition{
 			Name: name, URI: stream + "/" + v.Path + "/" + hls.PlaylistName + query, Info: info, AudioOnly: v.AudioOnly,

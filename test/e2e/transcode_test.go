@@ -405,6 +405,28 @@ func expectedRenditions(channelType, preset string, in transcode.Input) []transc
 	return append(rungs, transcode.Rung{Name: transcode.AudioOnlyName, AudioOnly: true})
 }
 
+// renditionPath is where playback serves a rung: "source" for the
+// passthrough, else the rung's name.
+func renditionPath(r transcode.Rung) string {
+	if r.Source {
+		return "source"
+	}
+	return r.Name
+}
+
+// playlistPath is the rendition path of a media playlist URL
+// (…/<stream>/<path>/playlist.m3u8).
+func playlistPath(url string) string {
+	if i := strings.IndexByte(url, '?'); i >= 0 {
+		url = url[:i]
+	}
+	parts := strings.Split(url, "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[len(parts)-2]
+}
+
 func rungNames(rungs []transcode.Rung) []string {
 	var out []string
 	for _, r := range rungs {
@@ -518,14 +540,10 @@ func TestTranscodeLadders(t *testing.T) {
 		{types.ChannelTypeBasicChannelType, "", input720p30},
 	}
 
-	// Each input class is encoded once, with a 1 s GOP.
+	// Each input class is encoded once, with a 1 s GOP, when a case first
+	// needs it.
 	dir := t.TempDir()
 	sources := map[string]sourceFile{}
-	for _, tc := range cases {
-		if _, ok := sources[tc.input.name]; !ok {
-			sources[tc.input.name] = encodeSource(t, dir, tc.input, 1, sourceSeconds)
-		}
-	}
 
 	srv := startServer(t, serverOpts{})
 	c := ivsClient(t, srv)
@@ -537,7 +555,11 @@ func TestTranscodeLadders(t *testing.T) {
 		name += "/" + tc.input.name
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
-			src := sources[tc.input.name]
+			src, ok := sources[tc.input.name]
+			if !ok {
+				src = encodeSource(t, dir, tc.input, 1, sourceSeconds)
+				sources[tc.input.name] = src
+			}
 			want := expectedRenditions(string(tc.channelType), string(tc.preset), tc.input.input())
 			ch := newTSChannel(t, c, tc.channelType, tc.preset)
 			enc := startPusher(t, src.path, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)))
@@ -545,31 +567,368 @@ func TestTranscodeLadders(t *testing.T) {
 			waitLive(t, c, ch.Channel.Arn, enc)
 			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 30*time.Second)
 
-			entries := readMultivariant(t, playbackURL(srv, ch)+"?allow_audio_only=true")
+			mvURL := playbackURL(srv, ch) + "?allow_audio_only=true"
+			// The names players show must be right from the start, and
+			// stay right once the renditions have been measured.
+			entries := readMultivariant(t, mvURL)
 			if got := entryNames(entries); !slices.Equal(got, rungNames(want)) {
-				t.Errorf("renditions %v, want %v (highest first)", got, rungNames(want))
-			}
-			rungs := map[string]transcode.Rung{}
-			for _, r := range want {
-				rungs[r.Name] = r
+				t.Errorf("at Stream Start, renditions %v, want %v (highest first)", got, rungNames(want))
 			}
 			// Wait for every rendition first, then read them all: they
 			// run side by side, so this takes the time of the slowest.
 			for _, e := range entries {
 				waitCompleteSegments(t, e.URL, minSegments, 30*time.Second)
 			}
+			entries = readMultivariant(t, mvURL)
+			if got := entryNames(entries); !slices.Equal(got, rungNames(want)) {
+				t.Errorf("with %d segments, renditions %v, want %v (highest first)", minSegments, got, rungNames(want))
+			}
+			// Renditions are matched to rungs by their path, so a misnamed
+			// one is still measured.
+			byPath := map[string]transcode.Rung{}
+			for _, r := range want {
+				byPath[renditionPath(r)] = r
+			}
 			for _, e := range entries {
-				r, ok := rungs[e.Name]
+				path := playlistPath(e.URL)
+				r, ok := byPath[path]
 				if !ok {
-					continue // reported above
+					t.Errorf("rendition %q at %s is not in the ladder", e.Name, e.URL)
+					continue
 				}
+				delete(byPath, path)
 				segs := waitCompleteSegments(t, e.URL, minSegments, 5*time.Second)
-				file := filepath.Join(t.TempDir(), e.Name+".ts")
+				file := filepath.Join(t.TempDir(), path+".ts")
 				downloadSegments(t, e.URL, segs, file)
 				summary := checkRendition(t, probeFile(t, file), r, src)
-				t.Logf("%-10s %d segments (msn %d–%d): %s", e.Name, len(segs), segs[0].MSN, segs[len(segs)-1].MSN, summary)
+				t.Logf("%-10s %d segments (msn %d–%d): %s", r.Name, len(segs), segs[0].MSN, segs[len(segs)-1].MSN, summary)
+			}
+			for _, r := range byPath {
+				t.Errorf("rendition %s (path %s) is not listed", r.Name, renditionPath(r))
 			}
 			t.Logf("case took %v", time.Since(start).Round(100*time.Millisecond))
 		})
+	}
+}
+
+// segmentRecord is what a media playlist said about one complete segment.
+type segmentRecord struct {
+	PDT      time.Time
+	PDTText  string
+	Duration float64
+}
+
+// TestTranscodeKeyframeAlignment streams a STANDARD 1080p30 channel for a
+// minute and checks that every video rendition cuts its segments at the
+// same instants: a player switching renditions at a segment boundary must
+// find the same media sequence number starting at the same time, with the
+// same duration, in every rendition.
+func TestTranscodeKeyframeAlignment(t *testing.T) {
+	ffmpegPath(t)
+	const (
+		streamFor = 60 * time.Second
+		gop       = 2 // seconds
+		// A float formatting's worth: EXTINF has 5 decimals, PDT milliseconds.
+		slack = time.Millisecond
+	)
+	src := encodeSource(t, t.TempDir(), input1080p30, gop, 10) // looped for the whole run
+	srv := startServer(t, serverOpts{})
+	c := ivsClient(t, srv)
+	ch := newTSChannel(t, c, types.ChannelTypeStandardChannelType, "")
+	enc := startPusher(t, src.path, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)))
+	defer stopPusher(t, c, ch.Channel.Arn, enc)
+	waitLive(t, c, ch.Channel.Arn, enc)
+	waitEvent(t, c, ch.Channel.Arn, "Stream Start", 30*time.Second)
+	started := time.Now()
+
+	want := transcode.Ladder(transcode.TypeStandard, "", input1080p30.input())
+	var wantPaths []string
+	for _, r := range want {
+		wantPaths = append(wantPaths, renditionPath(r))
+	}
+	var renditions []variantEntry // the video renditions, highest first
+	var paths []string
+	for _, e := range readMultivariant(t, playbackURL(srv, ch)) {
+		if e.Name == transcode.AudioOnlyName {
+			continue
+		}
+		renditions = append(renditions, e)
+		paths = append(paths, playlistPath(e.URL))
+	}
+	if !slices.Equal(paths, wantPaths) {
+		t.Fatalf("video renditions at %v, want %v", paths, wantPaths)
+	}
+
+	// Poll every playlist well within its window (6 segments of 2 s) and
+	// keep what each says about every complete segment.
+	seen := make([]map[uint64]segmentRecord, len(renditions))
+	for i := range seen {
+		seen[i] = map[uint64]segmentRecord{}
+	}
+	polls := 0
+	for time.Since(started) < streamFor {
+		for i, e := range renditions {
+			body, err := httpBody(e.URL)
+			if err != nil {
+				t.Fatalf("%s after %v: %v", paths[i], time.Since(started).Round(time.Second), err)
+			}
+			segs, err := completeSegments(string(body))
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", paths[i], err, body)
+			}
+			for _, s := range segs {
+				rec := segmentRecord{PDT: s.PDT, PDTText: s.PDTText, Duration: s.Duration}
+				if old, ok := seen[i][s.MSN]; !ok {
+					seen[i][s.MSN] = rec
+				} else if old != rec {
+					t.Errorf("%s: segment %d changed from PDT %s, %.5f s to PDT %s, %.5f s",
+						paths[i], s.MSN, old.PDTText, old.Duration, rec.PDTText, rec.Duration)
+				}
+			}
+		}
+		polls++
+		time.Sleep(time.Second)
+	}
+
+	// The media sequence numbers every rendition has, and the holes: a
+	// number some rendition lacks although it has later ones.
+	var common []uint64
+	lastOfAll := uint64(math.MaxUint64) // the newest number every rendition has reached
+	for i := range seen {
+		newest := uint64(0)
+		for msn := range seen[i] {
+			newest = max(newest, msn)
+		}
+		lastOfAll = min(lastOfAll, newest)
+	}
+	union := map[uint64]bool{}
+	for i := range seen {
+		for msn := range seen[i] {
+			union[msn] = true
+		}
+	}
+	var all []uint64
+	for msn := range union {
+		all = append(all, msn)
+	}
+	slices.Sort(all)
+	for _, msn := range all {
+		var missing []string
+		for i := range seen {
+			if _, ok := seen[i][msn]; !ok {
+				missing = append(missing, paths[i])
+			}
+		}
+		switch {
+		case len(missing) == 0:
+			common = append(common, msn)
+		case msn <= lastOfAll:
+			t.Errorf("segment %d is missing from %v though they have later segments", msn, missing)
+		}
+	}
+	// A minute of 2 s GOPs: about 30 segments each.
+	minCommon := int(streamFor/(gop*time.Second)) * 3 / 4
+	if len(common) < minCommon {
+		t.Errorf("only %d segments are complete in all renditions after %v (%d polls), want at least %d; per rendition: %v",
+			len(common), streamFor, polls, minCommon, segmentCounts(paths, seen))
+	}
+
+	// Every common segment starts at the same PDT and lasts as long in
+	// every rendition as in the first (the passthrough).
+	diffs := boundaryDiffs(paths, seen, common, slack)
+	if len(diffs) > 0 {
+		shown := diffs[:min(len(diffs), 8)]
+		t.Errorf("%d of %d common segments start or end at different instants across renditions (tolerance %v):\n%s",
+			len(diffs), len(common), slack, strings.Join(shown, "\n"))
+	}
+	if len(common) > 0 {
+		var total float64
+		for _, msn := range common {
+			total += seen[0][msn].Duration
+		}
+		t.Logf("%d renditions, %d common segments (msn %d–%d, mean %.3f s), %d polls over %v",
+			len(seen), len(common), common[0], common[len(common)-1], total/float64(len(common)), polls, streamFor)
+	}
+}
+
+// boundaryDiffs describes each of the common segments whose PDT or
+// duration differs by more than slack in some rendition from the first.
+func boundaryDiffs(paths []string, seen []map[uint64]segmentRecord, common []uint64, slack time.Duration) []string {
+	var diffs []string
+	for _, msn := range common {
+		ref := seen[0][msn]
+		differs := false
+		for i := 1; i < len(seen); i++ {
+			s := seen[i][msn]
+			dDur := time.Duration(math.Abs(s.Duration-ref.Duration) * float64(time.Second))
+			if s.PDT.Sub(ref.PDT).Abs() > slack || dDur > slack {
+				differs = true
+			}
+		}
+		if !differs {
+			continue
+		}
+		var row strings.Builder
+		fmt.Fprintf(&row, "  msn %d:", msn)
+		for i := range seen {
+			s := seen[i][msn]
+			fmt.Fprintf(&row, "\n    %-8s PDT %s  EXTINF %.5f", paths[i], s.PDTText, s.Duration)
+			if i > 0 {
+				fmt.Fprintf(&row, "  (PDT %+.1f ms, EXTINF %+.5f s)",
+					float64(s.PDT.Sub(ref.PDT))/float64(time.Millisecond), s.Duration-ref.Duration)
+			}
+		}
+		diffs = append(diffs, row.String())
+	}
+	return diffs
+}
+
+func segmentCounts(paths []string, seen []map[uint64]segmentRecord) map[string]int {
+	out := map[string]int{}
+	for i, p := range paths {
+		out[p] = len(seen[i])
+	}
+	return out
+}
+
+// logEvent is an event line of the server's JSON log (LogPublisher).
+type logEvent struct {
+	Msg        string         `json:"msg"`
+	DetailType string         `json:"detail-type"`
+	Resources  []string       `json:"resources"`
+	Detail     map[string]any `json:"detail"`
+}
+
+// loggedEvents lists the events of a channel in a JSON server log.
+func loggedEvents(log, channelARN string) []logEvent {
+	var out []logEvent
+	for _, line := range strings.Split(log, "\n") {
+		var e logEvent
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &e) != nil || e.Msg != "event" {
+			continue
+		}
+		if slices.Contains(e.Resources, channelARN) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// liveOrRefused waits until an encoder's channel is live (true) or the
+// encoder is gone (false).
+func liveOrRefused(t *testing.T, c *ivs.Client, arn *string, e *encoder, within time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if _, err := c.GetStream(context.Background(), &ivs.GetStreamInput{ChannelArn: arn}); err == nil {
+			return true
+		}
+		if e.waitExit(200 * time.Millisecond) {
+			return false
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("channel neither live nor refused within %v; ffmpeg said:\n%s", within, e.out.String())
+		}
+	}
+}
+
+// TestTranscodeCapacity runs a node allowing one transcode: a second
+// transcoded stream is refused with IVS's Stream Failure, a BASIC stream
+// (not transcoded) is not, the slot comes back when the first stream ends,
+// and no ffmpeg outlives its stream.
+func TestTranscodeCapacity(t *testing.T) {
+	ffmpegPath(t)
+	srv := startServer(t, serverOpts{Args: []string{"--max-transcodes", "1", "--log-format", "json"}})
+	c := ivsClient(t, srv)
+	first := newTSChannel(t, c, types.ChannelTypeStandardChannelType, "")
+	second := newTSChannel(t, c, types.ChannelTypeStandardChannelType, "")
+	basic := newTSChannel(t, c, types.ChannelTypeBasicChannelType, "")
+	key := func(ch *ivs.CreateChannelOutput) string { return aws.ToString(ch.StreamKey.Value) }
+
+	// The first STANDARD stream takes the only slot.
+	enc1 := startEncoder(t, rtmpsURL(srv, key(first)), encodeOpts{size: "640x360", bitrate: "800k"})
+	waitLive(t, c, first.Channel.Arn, enc1)
+	waitEvent(t, c, first.Channel.Arn, "Stream Start", 30*time.Second)
+	if procs := srv.ChildProcesses(t, "ffmpeg"); len(procs) != 1 {
+		t.Errorf("ffmpeg children with one transcoded stream: %+v, want one", procs)
+	}
+
+	// The second is refused: a Stream Failure with IVS's reason.
+	enc2 := startEncoder(t, rtmpsURL(srv, key(second)), encodeOpts{size: "640x360", bitrate: "800k"})
+	if liveOrRefused(t, c, second.Channel.Arn, enc2, 15*time.Second) {
+		t.Fatal("a second transcoded stream went live on a node allowing one transcode")
+	}
+	if got := eventNames(latestSession(t, c, second.Channel.Arn)); !slices.Contains(got, "Stream Failure") {
+		t.Errorf("the refused stream's session events are %v, want a Stream Failure", got)
+	}
+	wantReason := `"reason":"` + transcode.CapacityExceededReason + `"`
+	waitLog(t, srv, wantReason, 5*time.Second)
+	for _, line := range strings.Split(srv.Stderr(), "\n") {
+		if strings.Contains(line, wantReason) {
+			t.Logf("logged: %s", line)
+		}
+	}
+	var failure *logEvent
+	for _, e := range loggedEvents(srv.Stderr(), aws.ToString(second.Channel.Arn)) {
+		if e.Detail["event_name"] == "Stream Failure" {
+			failure = &e
+		}
+	}
+	switch {
+	case failure == nil:
+		t.Errorf("no Stream Failure event of %s in the log", aws.ToString(second.Channel.Arn))
+	case failure.DetailType != "IVS Stream State Change" || failure.Detail["reason"] != transcode.CapacityExceededReason:
+		t.Errorf("Stream Failure event: detail-type %q, detail %v; want IVS Stream State Change with reason %q",
+			failure.DetailType, failure.Detail, transcode.CapacityExceededReason)
+	}
+	if _, err := c.GetStream(context.Background(), &ivs.GetStreamInput{ChannelArn: first.Channel.Arn}); err != nil {
+		t.Errorf("the first stream after the refusal: %v", err)
+	}
+
+	// BASIC does not transcode: it goes live meanwhile.
+	encB := startEncoder(t, rtmpsURL(srv, key(basic)), encodeOpts{size: "640x360", bitrate: "800k"})
+	waitLive(t, c, basic.Channel.Arn, encB)
+	waitEvent(t, c, basic.Channel.Arn, "Stream Start", 15*time.Second)
+
+	// The first stream ends: its slot comes back, so the second channel
+	// goes live. Freeing the slot waits for ffmpeg to exit, which may
+	// trail the stream's end a little; a refused broadcaster retries.
+	_ = enc1.cmd.Process.Kill()
+	waitOffline(t, c, first.Channel.Arn, 10*time.Second)
+	var enc3 *encoder
+	for attempt := 1; ; attempt++ {
+		enc3 = startEncoder(t, rtmpsURL(srv, key(second)), encodeOpts{size: "640x360", bitrate: "800k"})
+		if liveOrRefused(t, c, second.Channel.Arn, enc3, 15*time.Second) {
+			if attempt > 1 {
+				t.Logf("the second channel went live on attempt %d", attempt)
+			}
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("the second channel is still refused after the first stream ended (%d attempts); its events: %v",
+				attempt, eventNames(latestSession(t, c, second.Channel.Arn)))
+		}
+		time.Sleep(time.Second)
+	}
+	waitEvent(t, c, second.Channel.Arn, "Stream Start", 30*time.Second)
+	if _, err := c.GetStream(context.Background(), &ivs.GetStreamInput{ChannelArn: basic.Channel.Arn}); err != nil {
+		t.Errorf("the BASIC stream: %v", err)
+	}
+
+	// Every stream ends: no ffmpeg is left, running or zombie.
+	_ = enc3.cmd.Process.Kill()
+	_ = encB.cmd.Process.Kill()
+	waitOffline(t, c, second.Channel.Arn, 10*time.Second)
+	waitOffline(t, c, basic.Channel.Arn, 10*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := srv.ChildProcesses(t, "ffmpeg")
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ffmpeg children left 5 s after every stream ended (state Z is a zombie): %+v", left)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
