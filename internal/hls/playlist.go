@@ -80,6 +80,11 @@ func (p *Packager) mediaPlaylistLocked(skip bool) []byte {
 	var msn, disc uint64
 	if len(segs) > 0 {
 		msn, disc = segs[0].msn, segs[0].disc
+		if segs[0].discontinuity && disc > 0 {
+			// Its EXT-X-DISCONTINUITY tag, still listed, is what counts it:
+			// counting it here as well would renumber it (RFC 8216 §6.2.2).
+			disc--
+		}
 	}
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", msn)
 	if disc > 0 {
@@ -198,8 +203,10 @@ type Variant struct {
 	// OnRequest variants are listed only when the viewer asks for them
 	// (?allow_audio_only=true on BASIC and STANDARD channels).
 	OnRequest bool
-	// Bandwidth is the nominal bits/s, advertised until measured.
+	// Bandwidth is the nominal bits/s and FrameRate the nominal frame rate,
+	// advertised until the packager has measured them.
 	Bandwidth int
+	FrameRate float64
 }
 
 // Rendition is one entry of a multivariant playlist.

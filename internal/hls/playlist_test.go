@@ -337,3 +337,47 @@ func TestPartsWithMillisecondTimestamps(t *testing.T) {
 		t.Fatalf("no complete segment lists its parts:\n%s", body)
 	}
 }
+
+// TestDiscontinuitySequenceAtTheHead: the discontinuity sequence number
+// of every segment stays the same from one playlist to the next while the
+// window slides (RFC 8216 §6.2.2): when the segment that follows a
+// takeover is the first listed, its EXT-X-DISCONTINUITY tag is what raises
+// the count, so EXT-X-DISCONTINUITY-SEQUENCE must not include it yet.
+func TestDiscontinuitySequenceAtTheHead(t *testing.T) {
+	frames := synth{seconds: 6, gop: 30, discAt: 90}.frames(time.Now())
+	// Segments 0–5, one per second; segment 3 follows the takeover.
+	for _, c := range []struct {
+		window   int
+		wantDS   int
+		firstTag bool
+	}{
+		{window: 4, wantDS: 0, firstTag: false}, // 2,3,4,5: the tag on the second segment
+		{window: 3, wantDS: 0, firstTag: true},  // 3,4,5: the tag on the first
+		{window: 2, wantDS: 1, firstTag: false}, // 4,5: it slid out; the count took it
+	} {
+		p := packageAll(t, Options{Container: ContainerTS, LowLatency: true, WindowSegments: c.window}, frames)
+		srv := serve(t, p)
+		_, body := get(t, srv.URL+"/playlist.m3u8")
+		m := parseMedia(t, body)
+		ds := 0
+		if m.DiscontinuitySequence != nil {
+			ds = *m.DiscontinuitySequence
+		}
+		if ds != c.wantDS {
+			t.Errorf("window %d: DISCONTINUITY-SEQUENCE %d, want %d\n%s", c.window, ds, c.wantDS, body)
+		}
+		// The segment after the takeover must come out as number 1 either way.
+		cc := ds
+		for _, s := range m.Segments {
+			if s.Discontinuity {
+				cc++
+			}
+		}
+		if cc != 1 {
+			t.Errorf("window %d: the last segment's discontinuity number is %d, want 1\n%s", c.window, cc, body)
+		}
+		if len(m.Segments) == 0 || m.Segments[0].Discontinuity != c.firstTag {
+			t.Errorf("window %d: first segment's discontinuity tag %v, want %v\n%s", c.window, !c.firstTag, c.firstTag, body)
+		}
+	}
+}

@@ -128,7 +128,8 @@ func (s *session) buildRenditions(video media.Track, fps float64) {
 	haveAudioOnly := false
 	for i, r := range rungs {
 		hub := s.hub
-		v := hls.Variant{Name: r.Name, Path: r.Name, Width: r.Width, Height: r.Height, AudioOnly: r.AudioOnly, Bandwidth: nominalBandwidth(r)}
+		v := hls.Variant{Name: r.Name, Path: r.Name, Width: r.Width, Height: r.Height, AudioOnly: r.AudioOnly,
+			Bandwidth: nominalBandwidth(r), FrameRate: r.FPS}
 		if r.Source {
 			v.Source, v.Path = true, sourcePath
 		} else if hub = tc.Hub(i); hub == nil {
@@ -137,6 +138,15 @@ func (s *session) buildRenditions(video media.Track, fps float64) {
 		haveAudioOnly = haveAudioOnly || r.AudioOnly
 		v.Packager = hls.NewPackager(hub, opts)
 		variants = append(variants, v)
+	}
+	// Until measured, the passthrough is advertised above the highest
+	// encoded rung (it is above 720p), so players order and pick it right.
+	for i := range variants {
+		if variants[i].Source {
+			for _, o := range variants {
+				variants[i].Bandwidth = max(variants[i].Bandwidth, o.Bandwidth*5/4)
+			}
+		}
 	}
 	if !haveAudioOnly && audio != nil {
 		// BASIC and STANDARD: the source audio alone, on request.

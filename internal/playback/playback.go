@@ -112,8 +112,11 @@ func (h *Handler) serveMultivariant(w http.ResponseWriter, r *http.Request, arn,
 		if info.Bandwidth <= 0 {
 			info.Bandwidth, info.AverageBandwidth = v.Bandwidth, v.Bandwidth
 		}
+		if info.FrameRate <= 0 && !v.AudioOnly {
+			info.FrameRate = v.FrameRate
+		}
 		name := v.Name
-		if v.Source && info.FrameRate > 0 || name == "" {
+		if v.Source && v.Packager.Info().FrameRate > 0 || name == "" {
 			name = renditionName(info) // what the packager measured
 		}
 		list = append(list, hls.Rendition{

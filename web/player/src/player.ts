@@ -80,7 +80,12 @@ export class MediaPlayer {
   private rebufferToLive = false;
   private autoQuality = true;
   private initialBuffer = 1;
+  // qualities are indexed like hls.js's levels (ascending bitrate);
+  // listed is the same qualities in the multivariant playlist's order,
+  // which is what getQualities() returns, as the IVS player does.
   private qualities: Quality[] = [];
+  private listed: Quality[] = [];
+  private manifestOrder: string[] = [];
   private quality: Quality | null = null;
   private isLive = false;
   private serverLowLatency = false;
@@ -140,6 +145,8 @@ export class MediaPlayer {
     this.url = path;
     this.teardown();
     this.qualities = [];
+    this.listed = [];
+    this.manifestOrder = [];
     this.quality = null;
     this.isLive = false;
     this.endList = false;
@@ -168,6 +175,9 @@ export class MediaPlayer {
       return;
     }
     this.hls = hls;
+    hls.on(Events.MANIFEST_LOADED, (_e, data) => {
+      this.manifestOrder = data.levels.map((l) => l.url);
+    });
     hls.on(Events.MANIFEST_PARSED, (_e, data) => this.onManifest(data.levels, data.sessionData ?? undefined));
     hls.on(Events.LEVEL_UPDATED, (_e, data) => this.onLevelUpdated(data));
     hls.on(Events.LEVEL_SWITCHED, (_e, data) => {
@@ -251,7 +261,7 @@ export class MediaPlayer {
   // --- quality and ABR ---
 
   getQualities(): Quality[] {
-    return this.qualities.slice();
+    return this.listed.slice();
   }
 
   getQuality(): Quality {
@@ -451,7 +461,11 @@ export class MediaPlayer {
   private onManifest(levels: Level[], sessionData?: Record<string, AttrList>): void {
     const used = new Map<string, number>();
     this.qualities = levels.map((l, i) => {
-      let name = l.name && !/^\d+$/.test(l.name) ? l.name : l.height ? `${l.height}p${l.frameRate ? Math.round(l.frameRate) : ''}` : l.videoCodec ? `level${i}` : 'audio_only';
+      // The rendition's name is its video group (IVS: VIDEO="720p30").
+      const group = l.attrs?.VIDEO ? String(l.attrs.VIDEO) : '';
+      let name = group && !/^\d+$/.test(group) ? group
+        : l.name && !/^\d+$/.test(l.name) ? l.name
+        : l.height ? `${l.height}p${l.frameRate ? Math.round(l.frameRate) : ''}` : l.videoCodec ? `level${i}` : 'audio_only';
       const n = used.get(name) ?? 0;
       used.set(name, n + 1);
       if (n) name = `${name}_${n}`;
@@ -466,6 +480,13 @@ export class MediaPlayer {
         isDefault: i === 0,
       };
     });
+    // The playlist's order; levels it does not list keep hls.js's, last.
+    const rank = (i: number) => {
+      const at = this.manifestOrder.indexOf(levels[i].uri);
+      return at < 0 ? this.manifestOrder.length + levels.length - i : at;
+    };
+    this.listed = this.qualities.map((q, i) => ({ q, r: rank(i) })).sort((a, b) => a.r - b.r).map((x) => x.q);
+    this.listed.forEach((q, i) => (q.isDefault = i === 0));
     if (sessionData) {
       const sid = sessionData['net.live-video.session-id'] ?? sessionData['com.openivs.session-id'];
       if (sid?.VALUE) this.sessionId = String(sid.VALUE);
