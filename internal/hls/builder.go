@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-
 	"github.com/openivs/openivs/internal/media"
 )
 
@@ -80,16 +78,12 @@ func newBuilder(p *Packager) (*builder, error) {
 // SPS/PPS come from when ingest did not put them on the track.
 func (b *builder) start(f *media.Frame) error {
 	if b.video != nil && (len(b.video.SPS) == 0 || len(b.video.PPS) == 0) {
-		for _, n := range f.NALUs {
-			if len(n) == 0 {
-				continue
-			}
-			switch h264.NALUType(n[0] & 0x1f) {
-			case h264.NALUTypeSPS:
-				b.video.SetH264SPS(n)
-			case h264.NALUTypePPS:
-				b.video.PPS = n
-			}
+		sps, pps := media.ParameterSets(f.NALUs)
+		if sps != nil {
+			b.video.SetH264SPS(sps)
+		}
+		if pps != nil {
+			b.video.PPS = pps
 		}
 		if len(b.video.SPS) == 0 || len(b.video.PPS) == 0 {
 			return errors.New("hls: first keyframe lacks SPS/PPS")
@@ -210,18 +204,7 @@ func (b *builder) add(f *media.Frame) error {
 // and TS needs nothing since its parameter sets travel in-band.
 func (b *builder) renewInit(f *media.Frame) error {
 	v := *b.video
-	var sps, pps []byte
-	for _, n := range f.NALUs {
-		if len(n) == 0 {
-			continue
-		}
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			sps = n
-		case h264.NALUTypePPS:
-			pps = n
-		}
-	}
+	sps, pps := media.ParameterSets(f.NALUs)
 	if sps == nil || pps == nil || (bytes.Equal(sps, v.SPS) && bytes.Equal(pps, v.PPS)) {
 		return nil
 	}

@@ -90,3 +90,20 @@ func h264LevelName(levelIdc, profileIdc uint8, cs3 bool) string {
 	}
 	return fmt.Sprintf("%d.%d", levelIdc/10, levelIdc%10)
 }
+
+// ParameterSets returns the last H.264 SPS and PPS among an access
+// unit's NAL units (nil for those it does not carry).
+func ParameterSets(nalus [][]byte) (sps, pps []byte) {
+	for _, n := range nalus {
+		if len(n) == 0 {
+			continue
+		}
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			sps = n
+		case h264.NALUTypePPS:
+			pps = n
+		}
+	}
+	return sps, pps
+}

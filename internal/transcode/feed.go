@@ -8,8 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-
 	"github.com/openivs/openivs/internal/media"
 )
 
@@ -61,17 +59,12 @@ func (fw *flvWriter) header() error {
 func (fw *flvWriter) frame(f *media.Frame, video bool, dts, pts time.Duration) error {
 	ts := uint32(dts / time.Millisecond)
 	if video {
-		sps, pps := fw.sps, fw.pps
-		for _, n := range f.NALUs {
-			if len(n) == 0 {
-				continue
-			}
-			switch h264.NALUType(n[0] & 0x1f) {
-			case h264.NALUTypeSPS:
-				sps = n
-			case h264.NALUTypePPS:
-				pps = n
-			}
+		sps, pps := media.ParameterSets(f.NALUs)
+		if sps == nil {
+			sps = fw.sps
+		}
+		if pps == nil {
+			pps = fw.pps
 		}
 		if fw.sps == nil && f.Key && (sps == nil || pps == nil) {
 			sps, pps = fw.video.SPS, fw.video.PPS
