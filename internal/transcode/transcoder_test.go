@@ -1,6 +1,7 @@
 package transcode
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -285,4 +286,65 @@ func spsVUI(t *testing.T, b []byte) *h264.SPS_VUI {
 		return &h264.SPS_VUI{VideoFullRangeFlag: s.VUI != nil && s.VUI.VideoFullRangeFlag}
 	}
 	return s.VUI
+}
+
+// a53SEI is an H.264 SEI NAL unit carrying two CEA-608 byte pairs as ATSC
+// A/53 cc_data (user_data_registered_itu_t_t35, "GA94"), as broadcast
+// encoders embed captions.
+var a53SEI = []byte{
+	0x06,       // NAL: SEI
+	0x04, 0x11, // payload type 4 (T.35), 17 bytes
+	0xb5, 0x00, 0x31, 'G', 'A', '9', '4', // USA, ATSC, GA94
+	0x03,       // cc_data
+	0xc2, 0xff, // process_cc_data, 2 constructs; em_data
+	0xfc, 0x94, 0x20, // field 1: RCL
+	0xfc, 0x94, 0x2c, // field 1: EDM
+	0xff, // marker bits
+	0x80, // rbsp trailing bits
+}
+
+// TestTranscoderKeepsCaptions: caption SEI in the source reaches every
+// encoded rung (ffmpeg's decoder exports A/53 captions, libx264 writes them
+// back), so captions survive transcoding.
+func TestTranscoderKeepsCaptions(t *testing.T) {
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 640, Height: 360, FPS: 30, Seconds: 2})
+	for _, f := range es.Frames {
+		if f.Track == 0 {
+			f.NALUs = append([][]byte{a53SEI}, f.NALUs...)
+		}
+	}
+	src := media.NewHub(es.Tracks, media.HubOptions{})
+	in := Input{Width: 640, Height: 360, FPS: 30}
+	rungs := Ladder(TypeStandard, "", in)
+	tc, err := New(Config{Source: src, Rungs: rungs, Input: in, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]<-chan collected{}
+	for i := range rungs {
+		out[i] = collect(t, tc.Hub(i))
+	}
+	done := make(chan struct{})
+	go func() { tc.Run(context.Background()); close(done) }()
+	play(src, es.Frames, nil)
+	src.Close()
+	<-done
+	for i, ch := range out {
+		var video, captioned int
+		for _, f := range (<-ch).frames {
+			if f.Track != 0 {
+				continue
+			}
+			video++
+			for _, n := range f.NALUs {
+				if len(n) > 0 && n[0]&0x1f == 6 && bytes.Contains(n, []byte("GA94")) {
+					captioned++
+					break
+				}
+			}
+		}
+		if video == 0 || captioned < video*9/10 {
+			t.Errorf("%s: %d of %d frames carry caption SEI", rungs[i].Name, captioned, video)
+		}
+	}
 }
