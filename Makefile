@@ -12,6 +12,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/openivs
 
 run: build
+	./scripts/deps.sh --runtime
 	./$(BIN) serve
 
 deps:

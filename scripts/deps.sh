@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: ffmpeg and Chromium (apt),
-# and the web/ packages (npm ci) when web/package-lock.json exists.
+# and the web/ packages (npm ci) when web/package-lock.json exists; with
+# --runtime only ffmpeg, which the server needs to transcode.
 # Idempotent and silent when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +12,14 @@ have_chromium() {
 	have chromium || have chromium-browser || have google-chrome || have google-chrome-stable
 }
 
+# --runtime: only what `openivs serve` needs (ffmpeg transcodes STANDARD and
+# ADVANCED channels); without it, also what the tests need.
+runtime=false
+[[ ${1:-} == --runtime ]] && runtime=true
+
 missing=()
 have ffmpeg || missing+=(ffmpeg)
-have_chromium || missing+=(chromium)
+$runtime || have_chromium || missing+=(chromium)
 
 if ((${#missing[@]} > 0)); then
 	sudo=()
@@ -39,6 +45,8 @@ if ((${#missing[@]} > 0)); then
 		exit 1
 	fi
 fi
+
+$runtime && exit 0
 
 # npm ci only when the lock file changed since the last install.
 if [[ -f web/package-lock.json ]]; then

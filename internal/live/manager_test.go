@@ -460,3 +460,33 @@ func TestTranscodeCapacityExceeded(t *testing.T) {
 	}
 	release()
 }
+
+// TestTranscodeFallsBackWithoutFFmpeg: a node whose ffmpeg is missing still
+// serves STANDARD streams — the source alone, with the error in the log —
+// rather than streams that never start; and it holds no transcode slot.
+func TestTranscodeFallsBackWithoutFFmpeg(t *testing.T) {
+	capacity := transcode.NewCapacity(1)
+	f := newFixture(t, Config{Transcode: &TranscodeConfig{Capacity: capacity, FFmpeg: "/nonexistent/ffmpeg"}}, ivs.Quotas{})
+	ctx := context.Background()
+	arn, key := f.channel(t, "STANDARD", false)
+	adm, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := adm.Start(testTracks, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close(nil)
+	if err := feed(t, stream, 60, 0, time.Now(), 1000); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return f.events.has("Stream Start") })
+	v, ok := f.mgr.Playback(arn)
+	if !ok || len(v) == 0 || !v[0].Source || (len(v) > 1 && !v[1].OnRequest) {
+		t.Fatalf("renditions %+v, want the source (and audio-only on request)", v)
+	}
+	if n := capacity.InUse(); n != 0 {
+		t.Fatalf("%d transcode slots held by a stream that does not transcode", n)
+	}
+}

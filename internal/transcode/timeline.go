@@ -82,8 +82,8 @@ func (tl *timeline) feed(f *media.Frame, video bool) (dts, pts time.Duration) {
 	}
 	if video && !f.Wall.IsZero() && (len(tl.walls) == 0 || pts > tl.walls[len(tl.walls)-1].feed) {
 		if len(tl.walls) == wallSamples {
-			copy(tl.walls, tl.walls[1:])
-			tl.walls = tl.walls[:wallSamples-1]
+			// Drop the older half at once: one copy per wallSamples/2 frames.
+			tl.walls = tl.walls[:copy(tl.walls, tl.walls[wallSamples/2:])]
 		}
 		tl.walls = append(tl.walls, wallSample{feed: pts, wall: f.Wall})
 	}

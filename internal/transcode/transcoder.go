@@ -77,6 +77,9 @@ func New(cfg Config) (*Transcoder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if _, err := exec.LookPath(cfg.FFmpeg); err != nil {
+		return nil, fmt.Errorf("transcode: no ffmpeg (install Debian's ffmpeg package or pass --ffmpeg): %w", err)
+	}
 	t := &Transcoder{cfg: cfg, log: cfg.Logger, hubs: map[int]*media.Hub{}, sinks: map[int]*sink{}, tl: newTimeline()}
 	for _, tr := range cfg.Source.Tracks() {
 		switch {
