@@ -270,14 +270,27 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 
 	srv := startServer(t, serverOpts{})
 	c := ivsClient(t, srv)
-	for _, format := range []types.ContainerFormat{types.ContainerFormatTs, types.ContainerFormatFragmentedMP4} {
-		t.Run(string(format), func(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		typ    types.ChannelType
+		format types.ContainerFormat
+		size   string
+		// qualities the player must list, highest first, as "name WxH"
+		qualities []string
+	}{
+		{"TS", types.ChannelTypeBasicChannelType, types.ContainerFormatTs, "640x360", []string{"360p30 640x360"}},
+		{"FRAGMENTED_MP4", types.ChannelTypeBasicChannelType, types.ContainerFormatFragmentedMP4, "640x360", []string{"360p30 640x360"}},
+		// STANDARD's ladder for a 480p input, transcoded by ffmpeg.
+		{"STANDARD", types.ChannelTypeStandardChannelType, types.ContainerFormatTs, "854x480",
+			[]string{"480p30 854x480", "360p30 640x360", "160p30 284x160"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			ch := createChannel(t, c, &ivs.CreateChannelInput{
-				Type:            types.ChannelTypeBasicChannelType,
+				Type:            tc.typ,
 				LatencyMode:     types.ChannelLatencyModeLowLatency,
-				ContainerFormat: format,
+				ContainerFormat: tc.format,
 			})
-			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 600})
+			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: tc.size, bitrate: "800k", seconds: 600})
 			waitLive(t, c, ch.Channel.Arn, enc)
 			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
 
@@ -364,13 +377,17 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 			if !hasInOrder(rep.Events, "PlayerInitialized", "Ready", "Playing") {
 				t.Errorf("events %v, want PlayerInitialized, Ready, Playing in order", rep.Events)
 			}
-			// The quality is the multivariant playlist's: EXT-X-MEDIA NAME,
-			// EXT-X-STREAM-INF CODECS and RESOLUTION.
-			if len(rep.Qualities) != 1 {
-				t.Errorf("qualities %+v, want the one source rendition", rep.Qualities)
-			} else if q := rep.Qualities[0]; q.Name != "360p30" || q.Width != 640 || q.Height != 360 ||
-				!strings.HasPrefix(q.Codecs, "avc1.") || !strings.Contains(q.Codecs, "mp4a.40.2") {
-				t.Errorf("quality %+v, want 360p30 640x360 with avc1 and mp4a.40.2 codecs", q)
+			// The qualities are the multivariant playlist's: EXT-X-MEDIA
+			// NAME, EXT-X-STREAM-INF CODECS and RESOLUTION.
+			var got []string
+			for _, q := range rep.Qualities {
+				got = append(got, fmt.Sprintf("%s %dx%d", q.Name, q.Width, q.Height))
+				if !strings.HasPrefix(q.Codecs, "avc1.") || !strings.Contains(q.Codecs, "mp4a.40.2") {
+					t.Errorf("quality %+v, want avc1 and mp4a.40.2 codecs", q)
+				}
+			}
+			if strings.Join(got, ", ") != strings.Join(tc.qualities, ", ") {
+				t.Errorf("qualities %v, want %v", got, tc.qualities)
 			}
 			if lat := rep.Latencies; len(lat) > 0 {
 				sort.Float64s(lat)
