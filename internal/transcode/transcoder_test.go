@@ -65,11 +65,13 @@ type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Logf("%s", b); return len(b), nil }
 
-func TestTranscoderRungsFollowTheSource(t *testing.T) {
-	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 1280, Height: 720, FPS: 60, Seconds: 5})
+// transcodeAll runs a transcoder of the channel type's ladder over a
+// real-time replay of es and returns what each rung's hub delivered, by
+// rung index, once the source ended and the transcoder stopped.
+func transcodeAll(t *testing.T, es mediatest.Encoded, typ string, in Input) ([]Rung, map[int]collected, *Transcoder) {
+	t.Helper()
 	src := media.NewHub(es.Tracks, media.HubOptions{})
-	in := Input{Width: 1280, Height: 720, FPS: 60}
-	rungs := Ladder(TypeAdvancedHD, "", in)
+	rungs := Ladder(typ, "", in)
 	tc, err := New(Config{Source: src, Rungs: rungs, Input: in, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +94,16 @@ func TestTranscoderRungsFollowTheSource(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("transcoder did not end after its source closed")
 	}
+	got := map[int]collected{}
+	for i, ch := range outs {
+		got[i] = <-ch
+	}
+	return rungs, got, tc
+}
+
+func TestTranscoderRungsFollowTheSource(t *testing.T) {
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 1280, Height: 720, FPS: 60, Seconds: 5})
+	rungs, outs, tc := transcodeAll(t, es, TypeAdvancedHD, Input{Width: 1280, Height: 720, FPS: 60})
 	if pid := tc.PID(); pid != 0 {
 		t.Fatalf("ffmpeg pid %d still recorded after Run returned", pid)
 	}
@@ -107,8 +119,7 @@ func TestTranscoderRungsFollowTheSource(t *testing.T) {
 			}
 		}
 	}
-	for i, ch := range outs {
-		c := <-ch
+	for i, c := range outs {
 		r := rungs[i]
 		var video, audio, keys int
 		for _, f := range c.frames {
@@ -246,25 +257,10 @@ func TestTranscoderKeepsColour(t *testing.T) {
 	if want == nil || !want.VideoFullRangeFlag || want.ColourPrimaries != 1 {
 		t.Fatalf("the source does not carry BT.709 full range: %+v", want)
 	}
-	src := media.NewHub(es.Tracks, media.HubOptions{})
-	in := Input{Width: 640, Height: 360, FPS: 30}
-	rungs := Ladder(TypeStandard, "", in)
-	tc, err := New(Config{Source: src, Rungs: rungs, Input: in, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int]<-chan collected{}
-	for i := range rungs {
-		out[i] = collect(t, tc.Hub(i))
-	}
-	done := make(chan struct{})
-	go func() { tc.Run(context.Background()); close(done) }()
-	play(src, es.Frames, nil)
-	src.Close()
-	<-done
-	for i, ch := range out {
+	rungs, out, _ := transcodeAll(t, es, TypeStandard, Input{Width: 640, Height: 360, FPS: 30})
+	for i, c := range out {
 		var sps []byte
-		for _, f := range (<-ch).frames {
+		for _, f := range c.frames {
 			for _, n := range f.NALUs {
 				if len(n) > 0 && n[0]&0x1f == 7 && sps == nil {
 					sps = n
@@ -316,25 +312,10 @@ func TestTranscoderKeepsCaptions(t *testing.T) {
 			f.NALUs = append([][]byte{a53SEI}, f.NALUs...)
 		}
 	}
-	src := media.NewHub(es.Tracks, media.HubOptions{})
-	in := Input{Width: 640, Height: 360, FPS: 30}
-	rungs := Ladder(TypeStandard, "", in)
-	tc, err := New(Config{Source: src, Rungs: rungs, Input: in, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int]<-chan collected{}
-	for i := range rungs {
-		out[i] = collect(t, tc.Hub(i))
-	}
-	done := make(chan struct{})
-	go func() { tc.Run(context.Background()); close(done) }()
-	play(src, es.Frames, nil)
-	src.Close()
-	<-done
-	for i, ch := range out {
+	rungs, out, _ := transcodeAll(t, es, TypeStandard, Input{Width: 640, Height: 360, FPS: 30})
+	for i, c := range out {
 		var video, captioned int
-		for _, f := range (<-ch).frames {
+		for _, f := range c.frames {
 			if f.Track != 0 {
 				continue
 			}
