@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/abema/go-mp4 v1.7.1
+	github.com/asticode/go-astits v1.16.0
 	github.com/aws/aws-sdk-go-v2 v1.41.9
 	github.com/aws/aws-sdk-go-v2/service/ivs v1.51.1
 	github.com/aws/smithy-go v1.26.0
@@ -18,7 +19,6 @@ require (
 
 require (
 	github.com/asticode/go-astikit v0.30.0 // indirect
-	github.com/asticode/go-astits v1.16.0 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/configsources v1.4.25 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/endpoints/v2 v2.7.25 // indirect
 	github.com/benburkert/openpgp v0.0.0-20160410205803-c2471f86866c // indirect

@@ -30,6 +30,7 @@ type builder struct {
 	mux     muxer
 	video   *media.Track
 	audio   *media.Track
+	id3     *media.Track
 	lead    int
 	started bool
 
@@ -58,6 +59,8 @@ func newBuilder(p *Packager) (*builder, error) {
 			}
 			b.video = &t
 			b.lead = t.ID
+		case t.Kind == media.Data && t.Codec == media.CodecID3 && b.id3 == nil:
+			b.id3 = &t
 		case t.Kind == media.Audio && b.audio == nil:
 			if t.Codec != media.CodecAAC {
 				return nil, fmt.Errorf("hls: audio codec %s not supported", t.Codec)
@@ -93,7 +96,7 @@ func (b *builder) start(f *media.Frame) error {
 	if b.p.opts.Container == ContainerFMP4 {
 		b.mux, err = newFMP4Muxer(b.video, b.audio)
 	} else {
-		b.mux, err = newTSMuxer(b.video, b.audio)
+		b.mux, err = newTSMuxer(b.video, b.audio, b.id3 != nil)
 	}
 	if err != nil {
 		return err
@@ -119,8 +122,14 @@ func (b *builder) start(f *media.Frame) error {
 func (b *builder) add(f *media.Frame) error {
 	isVideo := b.video != nil && f.Track == b.video.ID
 	isAudio := b.audio != nil && f.Track == b.audio.ID
+	if b.id3 != nil && f.Track == b.id3.ID {
+		if !b.inPart || len(f.NALUs) == 0 {
+			return nil // nothing playable to attach it to yet
+		}
+		return b.mux.writeID3(f.PTS, f.NALUs[0])
+	}
 	if !isVideo && !isAudio {
-		return nil // data tracks are not packaged yet
+		return nil // other data tracks are not packaged
 	}
 	if f.Track != b.lead {
 		b.pendingDisc = b.pendingDisc || f.Discontinuity

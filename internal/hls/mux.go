@@ -2,16 +2,19 @@ package hls
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/asticode/go-astits"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/openivs/openivs/internal/media"
 )
@@ -27,6 +30,9 @@ type muxer interface {
 	beginPart(independent bool) error
 	// write adds one frame of the video (video=true) or audio track.
 	write(f *media.Frame, video bool) error
+	// writeID3 adds a timed ID3 tag presented at pts (TS: a PES of the
+	// ID3 stream; fMP4: an emsg box before the part's moof).
+	writeID3(pts time.Duration, tag []byte) error
 	// endPart returns the finished part's bytes. next is the DTS of the
 	// frame that starts the following part, when known, so the last
 	// video sample gets an exact duration.
@@ -41,73 +47,184 @@ func to90k(d time.Duration) int64 {
 	return int64(d)*90000/int64(time.Second) + tsClockOffset
 }
 
-// tsMuxer keeps one MPEG-TS writer for the whole stream so continuity
+// tsMuxer keeps one MPEG-TS muxer for the whole stream so continuity
 // counters run across parts; that makes the concatenated parts of a segment
 // byte-identical to the segment and lets players that fetch segments after
-// parts (or the reverse) see one continuous stream.
+// parts (or the reverse) see one continuous stream. It drives astits
+// directly (as mediacommon's writer does) because it also carries timed
+// ID3, which mediacommon's writer cannot declare.
 type tsMuxer struct {
-	buf   bytes.Buffer
-	w     *mpegts.Writer
-	video *mpegts.Track
-	audio *mpegts.Track
+	buf      bytes.Buffer
+	mux      *astits.Muxer
+	videoPID uint16 // 0: no such stream
+	audioPID uint16
+	id3PID   uint16
+	pcrPID   uint16
+	pcrCount int
+	audio    mpeg4audio.AudioSpecificConfig
 	// paramSets are the track's SPS and PPS: a TS decoder (hls.js, a
 	// browser) learns them only in-band, so every IDR access unit carries
 	// them, as encoders writing TS do.
 	paramSets [][]byte
 }
 
-func newTSMuxer(video, audio *media.Track) (*tsMuxer, error) {
+// PES stream ids and the PCR lead of the TS muxer (ISO/IEC 13818-1).
+const (
+	tsStreamIDVideo   = 0xE0
+	tsStreamIDAudio   = 0xC0
+	tsStreamIDPrivate = 0xBD // private_stream_1: timed ID3 (Apple's HLS timed metadata)
+	tsPCRLead         = 90000 / 10
+)
+
+// id3MetadataDescriptor declares a PES stream of ID3 tags (metadata
+// descriptor, tag 0x26, with "ID3 " as application and format), as Apple's
+// "Timed Metadata for HTTP Live Streaming" and ffmpeg's timed_id3 write it.
+var id3MetadataDescriptor = []byte{
+	0xFF, 0xFF, 'I', 'D', '3', ' ', // metadata_application_format: registered, "ID3 "
+	0xFF, 'I', 'D', '3', ' ', // metadata_format: registered, "ID3 "
+	0x00, // metadata_service_id
+	0x0F, // decoder_config_flags 000, DSM-CC flag 0, reserved 1111
+}
+
+func newTSMuxer(video, audio *media.Track, id3 bool) (*tsMuxer, error) {
 	m := &tsMuxer{}
-	if video != nil && len(video.SPS) > 0 && len(video.PPS) > 0 {
-		m.paramSets = [][]byte{video.SPS, video.PPS}
+	m.mux = astits.NewMuxer(context.Background(), &m.buf)
+	pid := uint16(256)
+	add := func(es astits.PMTElementaryStream) (uint16, error) {
+		es.ElementaryPID = pid
+		pid++
+		return es.ElementaryPID, m.mux.AddElementaryStream(es)
 	}
-	var tracks []*mpegts.Track
+	var err error
 	if video != nil {
-		m.video = &mpegts.Track{Codec: &tscodecs.H264{}}
-		tracks = append(tracks, m.video)
+		if len(video.SPS) > 0 && len(video.PPS) > 0 {
+			m.paramSets = [][]byte{video.SPS, video.PPS}
+		}
+		if m.videoPID, err = add(astits.PMTElementaryStream{StreamType: astits.StreamTypeH264Video}); err != nil {
+			return nil, err
+		}
 	}
 	if audio != nil {
-		var conf mpeg4audio.AudioSpecificConfig
-		if err := conf.Unmarshal(audio.AudioConfig); err != nil {
+		if err := m.audio.Unmarshal(audio.AudioConfig); err != nil {
 			return nil, fmt.Errorf("hls: audio config: %w", err)
 		}
-		m.audio = &mpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: conf}}
-		tracks = append(tracks, m.audio)
+		if m.audioPID, err = add(astits.PMTElementaryStream{StreamType: astits.StreamTypeAACAudio}); err != nil {
+			return nil, err
+		}
 	}
-	m.w = &mpegts.Writer{W: &m.buf, Tracks: tracks}
-	if err := m.w.Initialize(); err != nil {
-		return nil, fmt.Errorf("hls: ts writer: %w", err)
+	if id3 {
+		desc := bytes.Clone(id3MetadataDescriptor)
+		if m.id3PID, err = add(astits.PMTElementaryStream{
+			StreamType: astits.StreamTypeMetadata,
+			ElementaryStreamDescriptors: []*astits.Descriptor{{
+				Tag: 0x26, Length: uint8(len(desc)), Unknown: &astits.DescriptorUnknown{Tag: 0x26, Content: desc},
+			}},
+		}); err != nil {
+			return nil, err
+		}
 	}
+	// The PCR rides on the video, or the audio of an audio-only stream.
+	m.pcrPID = m.videoPID
+	if m.pcrPID == 0 {
+		m.pcrPID = m.audioPID
+	}
+	if m.pcrPID == 0 {
+		return nil, errors.New("hls: a TS stream needs video or audio")
+	}
+	m.mux.SetPCRPID(m.pcrPID)
 	return m, nil
 }
 
 func (m *tsMuxer) init() []byte { return nil }
 
 func (m *tsMuxer) beginPart(independent bool) error {
-	// A keyframe on the PCR track makes the writer emit PAT/PMT itself;
-	// every other part needs them explicitly to stand alone.
-	if independent && m.video != nil {
+	// A random-access PCR packet makes astits emit PAT/PMT itself (every
+	// video keyframe); every other part needs them explicitly to stand
+	// alone.
+	if independent && m.videoPID != 0 {
 		return nil
 	}
-	_, err := m.w.WriteTables()
+	_, err := m.mux.WriteTables()
 	return err
 }
 
 func (m *tsMuxer) write(f *media.Frame, video bool) error {
+	if len(f.NALUs) == 0 {
+		return nil
+	}
 	if video {
-		if m.video == nil || len(f.NALUs) == 0 {
+		if m.videoPID == 0 {
 			return nil
 		}
 		au := f.NALUs
 		if f.Key && len(m.paramSets) > 0 && !hasSPS(au) {
 			au = append(append(make([][]byte, 0, len(au)+2), m.paramSets...), au...)
 		}
-		return m.w.WriteH264(m.video, to90k(f.PTS), to90k(f.DTS), au)
+		if au[0][0]&0x1f != byte(h264.NALUTypeAccessUnitDelimiter) {
+			// An AUD first: video.js, iOS and QuickTime want it.
+			au = append([][]byte{{byte(h264.NALUTypeAccessUnitDelimiter), 0xF0}}, au...)
+		}
+		data, err := h264.AnnexB(au).Marshal()
+		if err != nil {
+			return err
+		}
+		return m.writePES(m.videoPID, tsStreamIDVideo, to90k(f.PTS), to90k(f.DTS), h264.IsRandomAccess(au), data)
 	}
-	if m.audio == nil || len(f.NALUs) == 0 {
+	if m.audioPID == 0 {
 		return nil
 	}
-	return m.w.WriteMPEG4Audio(m.audio, to90k(f.PTS), f.NALUs[:1])
+	pkts := mpeg4audio.ADTSPackets{{
+		Type: m.audio.Type, SampleRate: m.audio.SampleRate, ChannelConfig: m.audio.ChannelConfig,
+		ChannelCount: m.audio.ChannelCount, //nolint:staticcheck // what ADTS needs for PCE-configured audio
+		AU:           f.NALUs[0],
+	}}
+	data, err := pkts.Marshal()
+	if err != nil {
+		return err
+	}
+	pts := to90k(f.PTS)
+	return m.writePES(m.audioPID, tsStreamIDAudio, pts, pts, true, data)
+}
+
+// writeID3 adds one ID3 tag presented at pts.
+func (m *tsMuxer) writeID3(pts time.Duration, tag []byte) error {
+	if m.id3PID == 0 {
+		return nil
+	}
+	p := to90k(pts)
+	return m.writePES(m.id3PID, tsStreamIDPrivate, p, p, false, tag)
+}
+
+// writePES writes one access unit as a PES packet, with a PCR on the PCR
+// stream at random access points and every third packet otherwise.
+func (m *tsMuxer) writePES(pid uint16, streamID uint8, pts, dts int64, randomAccess bool, data []byte) error {
+	var af *astits.PacketAdaptationField
+	if randomAccess {
+		af = &astits.PacketAdaptationField{RandomAccessIndicator: true}
+	}
+	if pid == m.pcrPID {
+		if randomAccess || m.pcrCount == 0 {
+			if af == nil {
+				af = &astits.PacketAdaptationField{}
+			}
+			af.HasPCR = true
+			af.PCR = &astits.ClockReference{Base: dts - tsPCRLead}
+			m.pcrCount = 3
+		}
+		m.pcrCount--
+	}
+	oh := &astits.PESOptionalHeader{MarkerBits: 2, DataAlignmentIndicator: streamID == tsStreamIDPrivate}
+	if dts == pts {
+		oh.PTSDTSIndicator, oh.PTS = astits.PTSDTSIndicatorOnlyPTS, &astits.ClockReference{Base: pts}
+	} else {
+		oh.PTSDTSIndicator = astits.PTSDTSIndicatorBothPresent
+		oh.PTS, oh.DTS = &astits.ClockReference{Base: pts}, &astits.ClockReference{Base: dts}
+	}
+	_, err := m.mux.WriteData(&astits.MuxerData{
+		PID: pid, AdaptationField: af,
+		PES: &astits.PESData{Header: &astits.PESHeader{StreamID: streamID, OptionalHeader: oh}, Data: data},
+	})
+	return err
 }
 
 func (m *tsMuxer) endPart(time.Duration, bool) ([]byte, error) {
@@ -124,6 +241,7 @@ type fmp4Muxer struct {
 	audioID    int
 	sampleRate int
 	seq        uint32
+	emsgID     uint32
 
 	// The last video frame waits for its successor to learn its duration.
 	pending    *media.Frame
@@ -134,6 +252,30 @@ type fmp4Muxer struct {
 	audioSamps []*fmp4.Sample
 	haveAudio  bool
 	haveVideo  bool
+	emsgs      []byte // emsg boxes of the part being built
+}
+
+// id3Scheme is the emsg scheme of ID3 tags in CMAF (AOM "ID3 Timed
+// Metadata in CMAF"), which hls.js and Safari read.
+const id3Scheme = "https://aomedia.org/emsg/ID3"
+
+// writeID3 queues an emsg (version 1: absolute presentation time, on the
+// video's 90 kHz clock) to go before the part's moof.
+func (m *fmp4Muxer) writeID3(pts time.Duration, tag []byte) error {
+	b := m.emsgs
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 'e', 'm', 's', 'g', 1, 0, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, 90000)
+	b = binary.BigEndian.AppendUint64(b, uint64(to90k(pts)))
+	b = binary.BigEndian.AppendUint32(b, 0xFFFFFFFF) // duration unknown
+	m.emsgID++
+	b = binary.BigEndian.AppendUint32(b, m.emsgID)
+	b = append(b, id3Scheme...)
+	b = append(b, 0, 0) // scheme and value strings end; the value is empty
+	b = append(b, tag...)
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start))
+	m.emsgs = b
+	return nil
 }
 
 func newFMP4Muxer(video, audio *media.Track) (*fmp4Muxer, error) {
@@ -258,12 +400,17 @@ func (m *fmp4Muxer) endPart(next time.Duration, haveNext bool) ([]byte, error) {
 	}
 	m.videoSamps, m.audioSamps = nil, nil
 	m.haveVideo, m.haveAudio = false, false
+	emsgs := m.emsgs
+	m.emsgs = nil
 	if len(part.Tracks) == 0 {
 		return nil, nil
 	}
 	var buf seekablebuffer.Buffer
 	if err := part.Marshal(&buf); err != nil {
 		return nil, fmt.Errorf("hls: fmp4 part: %w", err)
+	}
+	if len(emsgs) > 0 {
+		return append(emsgs, buf.Bytes()...), nil
 	}
 	return buf.Bytes(), nil
 }

@@ -12,6 +12,9 @@ const (
 	CodecH264 = "H264"
 	CodecH265 = "H265"
 	CodecAAC  = "AAC"
+	// CodecID3 is a Data track of timed ID3 tags (timed metadata): each
+	// frame's NALUs[0] is one whole tag, presented at the frame's PTS.
+	CodecID3 = "ID3"
 	// Codecs that ingest may see and admission refuses; kept so refusals can
 	// say what arrived.
 	CodecAV1   = "AV1"
