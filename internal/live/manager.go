@@ -175,11 +175,17 @@ func (m *Manager) StopStream(ctx context.Context, channelARN string) error {
 	return nil
 }
 
-// PutMetadata implements ivs.StreamControl. Timed metadata needs the
-// packager's ID3 path (the timed-metadata issue); until then it is refused
-// rather than silently dropped.
+// PutMetadata implements ivs.StreamControl: the metadata goes into every
+// rendition of the channel's live stream at its live edge, as ID3 owned by
+// the API (media.OwnerAPI).
 func (m *Manager) PutMetadata(ctx context.Context, channelARN, metadata string) error {
-	return awsapi.Errorf("StreamUnavailable", "Timed metadata cannot be delivered on this server yet.")
+	m.mu.Lock()
+	s := m.live[channelARN]
+	m.mu.Unlock()
+	if s == nil || s.putMetadata(media.OwnerAPI, metadata) != nil {
+		return awsapi.Errorf("ChannelNotBroadcasting", "Channel %s is not broadcasting.", channelARN)
+	}
+	return nil
 }
 
 // Hub returns the media hub of a channel's live stream.
@@ -277,6 +283,9 @@ func newStreamID() string {
 
 // errEnded is what WriteFrame returns once the live side ended the stream.
 var errEnded = errors.New("live: stream ended")
+
+// errNotBroadcasting: the stream has ended or has no video yet.
+var errNotBroadcasting = errors.New("live: not broadcasting")
 
 // errTranscodeCapacity refuses a stream no transcoder is free for.
 var errTranscodeCapacity = errors.New("live: " + transcode.CapacityExceededReason)

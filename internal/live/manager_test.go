@@ -1,12 +1,14 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/openivs/openivs/internal/awsapi"
 	"github.com/openivs/openivs/internal/events"
 	"github.com/openivs/openivs/internal/ingest"
 	"github.com/openivs/openivs/internal/ivs"
@@ -488,5 +490,50 @@ func TestTranscodeFallsBackWithoutFFmpeg(t *testing.T) {
 	}
 	if n := capacity.InUse(); n != 0 {
 		t.Fatalf("%d transcode slots held by a stream that does not transcode", n)
+	}
+}
+
+// TestPutMetadata: metadata on a live stream becomes an ID3 frame of the
+// hub's metadata track dated at the newest video frame, owned by the API;
+// a channel without a live stream is not broadcasting.
+func TestPutMetadata(t *testing.T) {
+	f := newFixture(t, Config{}, ivs.Quotas{})
+	ctx := context.Background()
+	arn, key := f.channel(t, "BASIC", false)
+	var nb *awsapi.Error
+	if err := f.mgr.PutMetadata(ctx, arn, "early"); !errors.As(err, &nb) || nb.Code != "ChannelNotBroadcasting" {
+		t.Fatalf("offline: %v", err)
+	}
+	adm, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := adm.Start(testTracks, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close(nil)
+	hub, _ := f.mgr.Hub(arn)
+	sub := hub.Subscribe("test")
+	defer sub.Close()
+	if err := feed(t, stream, 10, 0, time.Now(), 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.mgr.PutMetadata(ctx, arn, `{"q":1}`); err != nil {
+		t.Fatal(err)
+	}
+	meta := len(testTracks)
+	for {
+		got, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Track != meta {
+			continue
+		}
+		if got.PTS != 9*time.Second/30 || !bytes.Equal(got.NALUs[0], media.TextID3(media.OwnerAPI, `{"q":1}`)) {
+			t.Fatalf("metadata frame at %v: %q", got.PTS, got.NALUs[0])
+		}
+		break
 	}
 }

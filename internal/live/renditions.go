@@ -152,7 +152,7 @@ func (s *session) buildRenditions(video media.Track, fps float64) {
 		// BASIC and STANDARD: the source audio alone, on request.
 		variants = append(variants, hls.Variant{
 			Name: transcode.AudioOnlyName, Path: transcode.AudioOnlyName, AudioOnly: true, OnRequest: true,
-			Packager: hls.NewPackager(audioOnlyHub(s.hub, *audio), opts), Bandwidth: nominalBandwidth(transcode.Rung{AudioOnly: true}),
+			Packager: hls.NewPackager(audioOnlyHub(s.hub, *audio, s.metaTrack), opts), Bandwidth: nominalBandwidth(transcode.Rung{AudioOnly: true}),
 		})
 	}
 	for i, v := range variants {
@@ -231,12 +231,13 @@ func nominalBandwidth(r transcode.Rung) int {
 	return (r.VideoKbps + audio) * 1000 * 11 / 10
 }
 
-// audioOnlyHub carries the source's audio alone, for the audio-only
-// rendition of channels that do not transcode audio.
-func audioOnlyHub(src *media.Hub, audio media.Track) *media.Hub {
+// audioOnlyHub carries the source's audio alone (and its timed
+// metadata), for the audio-only rendition of channels that do not
+// transcode audio.
+func audioOnlyHub(src *media.Hub, audio media.Track, metaTrack int) *media.Hub {
 	srcID := audio.ID
 	audio.ID = 0
-	h := media.NewHub([]media.Track{audio}, media.HubOptions{})
+	h := media.NewHub([]media.Track{audio, {ID: 1, Kind: media.Data, Codec: media.CodecID3}}, media.HubOptions{})
 	sub := src.Subscribe("audio-only")
 	go func() {
 		defer h.Close()
@@ -246,11 +247,15 @@ func audioOnlyHub(src *media.Hub, audio media.Track) *media.Hub {
 			if err != nil {
 				return // the source ended
 			}
-			if f.Track != srcID {
+			g := *f
+			switch f.Track {
+			case srcID:
+				g.Track = 0
+			case metaTrack:
+				g.Track = 1
+			default:
 				continue
 			}
-			g := *f
-			g.Track = 0
 			h.Write(&g)
 		}
 	}()

@@ -32,6 +32,13 @@ type session struct {
 	takeovers int
 	tracks    []media.Track
 	hub       *media.Hub
+	// metaTrack is the hub's timed-metadata (ID3) track, after the
+	// ingest tracks; lastVideoPTS is where metadata goes in (the live edge).
+	metaTrack    int
+	lastVideoPTS time.Duration
+	// writeMu serialises hub writes: ingest frames and PutMetadata come
+	// from different goroutines, and the hub takes one writer at a time.
+	writeMu sync.Mutex
 	// renditions are what viewers are served, highest first, once the
 	// ladder is known (renditions.go); transcoder makes the encoded ones.
 	renditions  []hls.Variant
@@ -233,7 +240,10 @@ func (c *conn) Start(tracks []media.Track, encoder string) (ingest.Stream, error
 		s.releaseSlot = release
 	}
 	s.tracks = tracks
-	s.hub = media.NewHub(tracks, media.HubOptions{})
+	s.metaTrack = len(tracks)
+	hubTracks := append(append(make([]media.Track, 0, len(tracks)+1), tracks...),
+		media.Track{ID: s.metaTrack, Kind: media.Data, Codec: media.CodecID3})
+	s.hub = media.NewHub(hubTracks, media.HubOptions{})
 	s.startRenditions(video)
 	s.sess.IngestConfiguration = ingestConfiguration(video, audio, encoder)
 	s.lastFrame, s.anchorWall = now, now
@@ -293,7 +303,28 @@ func (c *conn) WriteFrame(f *media.Frame) error {
 		s.end("", "")
 		return errEnded
 	}
+	s.writeMu.Lock()
 	hub.Write(f)
+	s.writeMu.Unlock()
+	return nil
+}
+
+// putMetadata inserts timed metadata at the live edge: an ID3 frame dated
+// like the newest video frame, so every rendition carries it in the part
+// being built and every viewer gets it with that frame.
+func (s *session) putMetadata(owner, text string) error {
+	s.mu.Lock()
+	if s.ended || s.hub == nil || s.videoFrames == 0 {
+		s.mu.Unlock()
+		return errNotBroadcasting
+	}
+	hub, track, pts := s.hub, s.metaTrack, s.lastVideoPTS
+	s.mu.Unlock()
+	f := &media.Frame{Track: track, PTS: pts, DTS: pts, Wall: time.Now(), Key: true,
+		NALUs: [][]byte{media.TextID3(owner, text)}}
+	s.writeMu.Lock()
+	hub.Write(f)
+	s.writeMu.Unlock()
 	return nil
 }
 
@@ -306,7 +337,7 @@ func (s *session) account(f *media.Frame, now time.Time) bool {
 			s.firstVideoWall = now
 		}
 		s.videoFrames++
-		s.lastDTS = f.DTS
+		s.lastDTS, s.lastVideoPTS = f.DTS, f.PTS
 		if s.starving {
 			// Data flows again: measure against a fresh anchor.
 			s.starving, s.healthDirty = false, true

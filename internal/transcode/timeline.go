@@ -114,3 +114,14 @@ func (tl *timeline) source(feed time.Duration) (media time.Duration, epochIndex 
 	s := tl.walls[i]
 	return media, e, s.wall.Add(feed - s.feed)
 }
+
+// feedTime maps a source media time onto the feed timeline with the
+// newest epoch's offset; false before the first frame was fed.
+func (tl *timeline) feedTime(media time.Duration) (time.Duration, bool) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if len(tl.epochs) == 0 {
+		return 0, false
+	}
+	return media + tl.epochs[len(tl.epochs)-1].shift, true
+}

@@ -56,7 +56,8 @@ type Transcoder struct {
 	src   Source
 	video *media.Track
 	audio *media.Track
-	rungs []int // indexes of cfg.Rungs that ffmpeg makes, in output order
+	id3   *media.Track // timed metadata, passed around ffmpeg to every rung
+	rungs []int        // indexes of cfg.Rungs that ffmpeg makes, in output order
 	hubs  map[int]*media.Hub
 	sinks map[int]*sink
 	tl    *timeline
@@ -89,6 +90,9 @@ func New(cfg Config) (*Transcoder, error) {
 		case tr.Kind == media.Audio && t.audio == nil:
 			a := tr
 			t.audio = &a
+		case tr.Kind == media.Data && tr.Codec == media.CodecID3 && t.id3 == nil:
+			d := tr
+			t.id3 = &d
 		}
 	}
 	if t.video == nil {
@@ -108,7 +112,10 @@ func New(cfg Config) (*Transcoder, error) {
 		}
 		t.rungs = append(t.rungs, i)
 		t.hubs[i] = media.NewHub(tracks, media.HubOptions{})
-		t.sinks[i] = &sink{t: t, hub: t.hubs[i], video: !r.AudioOnly}
+		t.sinks[i] = &sink{t: t, hub: t.hubs[i], video: !r.AudioOnly, metaTrack: -1}
+		if t.id3 != nil {
+			t.sinks[i].metaTrack = len(tracks) - 1
+		}
 	}
 	return t, nil
 }
@@ -136,6 +143,9 @@ func (t *Transcoder) rungTracks(r Rung) ([]media.Track, error) {
 		}
 		a.ID = len(tracks)
 		tracks = append(tracks, a)
+	}
+	if t.id3 != nil {
+		tracks = append(tracks, media.Track{ID: len(tracks), Kind: media.Data, Codec: media.CodecID3})
 	}
 	return tracks, nil
 }
@@ -352,6 +362,16 @@ func (t *Transcoder) feed(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if t.id3 != nil && f.Track == t.id3.ID {
+			// Metadata does not go through ffmpeg: each rung inserts it
+			// when its own output reaches the frame's time.
+			if feed, ok := t.tl.feedTime(f.PTS); ok {
+				for _, s := range t.sinks {
+					s.queueMeta(feed, f)
+				}
+			}
+			continue
+		}
 		video := f.Track == t.video.ID
 		if !video && (t.audio == nil || f.Track != t.audio.ID) {
 			continue
@@ -408,6 +428,15 @@ type sink struct {
 	hub   *media.Hub
 	video bool
 
+	// metaTrack is the rung hub's ID3 track (-1: none); metas wait, in
+	// feed-time order, for the rung's output to reach them. The feeder
+	// queues, the reader delivers.
+	metaTrack int
+	metaMu    sync.Mutex
+	metas     []pendingMeta
+	queued    [64]*media.Frame // recently queued, so a replay after a restart is not queued twice
+	queuedAt  int
+
 	// Touched only by the rung's reader goroutine (one at a time).
 	lastFeed  time.Duration // newest feed PTS delivered
 	delivered bool
@@ -415,8 +444,47 @@ type sink struct {
 	epoch     int
 }
 
+// pendingMeta is a timed-metadata frame waiting for its rung's output.
+type pendingMeta struct {
+	feed  time.Duration
+	frame *media.Frame
+}
+
 func (s *sink) restart() {
 	s.resuming = s.delivered
+}
+
+func (s *sink) queueMeta(feed time.Duration, f *media.Frame) {
+	if s.metaTrack < 0 {
+		return
+	}
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	for _, q := range s.queued {
+		if q == f {
+			return
+		}
+	}
+	s.queued[s.queuedAt%len(s.queued)] = f
+	s.queuedAt++
+	s.metas = append(s.metas, pendingMeta{feed: feed, frame: f})
+}
+
+// flushMetas writes the metadata due at or before feed time upTo.
+func (s *sink) flushMetas(upTo time.Duration) {
+	s.metaMu.Lock()
+	n := 0
+	for n < len(s.metas) && s.metas[n].feed <= upTo {
+		n++
+	}
+	due := s.metas[:n:n]
+	s.metas = s.metas[n:]
+	s.metaMu.Unlock()
+	for _, m := range due {
+		g := *m.frame
+		g.Track = s.metaTrack
+		s.hub.Write(&g)
+	}
 }
 
 func (s *sink) emit(of outputFrame) {
@@ -433,6 +501,9 @@ func (s *sink) emit(of outputFrame) {
 	}
 	if s.video && !of.video && !s.delivered {
 		return // audio before the first video frame has nothing to follow
+	}
+	if of.video || !s.video {
+		s.flushMetas(of.pts) // before the frame they are dated at
 	}
 	pts, epoch, wall := s.t.tl.source(of.pts)
 	dts := of.dts - (of.pts - pts)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"syscall"
@@ -329,6 +330,45 @@ func TestTranscoderKeepsCaptions(t *testing.T) {
 		}
 		if video == 0 || captioned < video*9/10 {
 			t.Errorf("%s: %d of %d frames carry caption SEI", rungs[i].Name, captioned, video)
+		}
+	}
+}
+
+// TestTranscoderCarriesTimedMetadata: ID3 frames of the source reach every
+// rung (audio-only included) once, with the source's timestamp, in order
+// with the rung's media.
+func TestTranscoderCarriesTimedMetadata(t *testing.T) {
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 640, Height: 360, FPS: 30, Seconds: 3})
+	metaID := len(es.Tracks)
+	es.Tracks = append(es.Tracks, media.Track{ID: metaID, Kind: media.Data, Codec: media.CodecID3})
+	var frames []*media.Frame
+	var want []time.Duration
+	for _, f := range es.Frames {
+		frames = append(frames, f)
+		if f.Track == 0 && len(want) < 4 && f.DTS >= time.Duration(len(want)+1)*500*time.Millisecond {
+			want = append(want, f.PTS)
+			frames = append(frames, &media.Frame{Track: metaID, PTS: f.PTS, DTS: f.PTS, Wall: f.Wall, Key: true,
+				NALUs: [][]byte{media.TextID3(media.OwnerAPI, "meta")}})
+		}
+	}
+	es.Frames = frames
+	rungs, outs, _ := transcodeAll(t, es, TypeAdvancedSD, Input{Width: 640, Height: 360, FPS: 30})
+	for i, c := range outs {
+		var got []time.Duration
+		var lastMedia time.Duration = -1
+		for _, f := range c.frames {
+			isMeta := len(f.NALUs) == 1 && bytes.HasPrefix(f.NALUs[0], []byte("ID3"))
+			if !isMeta {
+				lastMedia = f.PTS
+				continue
+			}
+			got = append(got, f.PTS)
+			if lastMedia > f.PTS+100*time.Millisecond {
+				t.Errorf("%s: metadata at %v came after media at %v", rungs[i].Name, f.PTS, lastMedia)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: metadata at %v, want %v", rungs[i].Name, got, want)
 		}
 	}
 }
