@@ -44,6 +44,7 @@ const browserProbe = `(function () {
       events: (window.playerEvents || []).map(function (e) { return e.type; }),
       errors: (window.playerEvents || []).filter(function (e) { return /Error/.test(e.type); }).map(function (e) { return JSON.stringify(e.payload); }),
       qualityNames: p.getQualities().map(function (q) { return q.name; }),
+      metaCues: (window.playerEvents || []).filter(function (e) { return e.type === 'PlayerTextMetadataCue'; }).map(function (e) { return e.payload; }),
       quality: p.getQuality().name || '', qualityHeight: p.getQuality().height || 0, qualityBitrate: p.getQuality().bitrate || 0,
       autoQuality: p.isAutoQualityMode(), videoHeight: p.getVideoHeight(),
       qualityChanges: (window.playerEvents || []).filter(function (e) { return e.type === 'PlayerQualityChanged'; }).map(function (e) { return e.payload && e.payload.name; })
@@ -71,6 +72,14 @@ type browserReport struct {
 	AutoQuality    bool     `json:"autoQuality"`
 	VideoHeight    int      `json:"videoHeight"`
 	QualityChanges []string `json:"qualityChanges"`
+	// MetaCues are the TEXT_METADATA_CUE payloads, in the order fired.
+	MetaCues []struct {
+		Type        string  `json:"type"`
+		Text        string  `json:"text"`
+		Owner       string  `json:"owner"`
+		Description string  `json:"description"`
+		StartTime   float64 `json:"startTime"`
+	} `json:"metaCues"`
 }
 
 // TestBrowserPlaysLiveStream: ffmpeg → openivs (RTMPS, LL-HLS) → our player

@@ -6,6 +6,7 @@
 // build would transmux on the main thread.
 import Hls from 'hls.js/dist/hls.js';
 import type { AttrList, ErrorData, HlsConfig, Level, LevelUpdatedData } from 'hls.js/dist/hls.js';
+import { parseID3, type ID3Frame } from './id3';
 
 const { ErrorDetails, ErrorTypes, Events } = Hls;
 import {
@@ -53,7 +54,10 @@ function hlsConfig(lowLatency: boolean, initialBuffer: number): Partial<HlsConfi
     maxStarvationDelay: initialBuffer,
     maxLoadingDelay: initialBuffer,
     progressive: false,
-    enableID3MetadataCues: true,
+    // Timed metadata is scheduled by the player itself (metadata.ts):
+    // hls.js's cue track loses the first cues it is given in Chrome.
+    enableID3MetadataCues: false,
+    enableEmsgMetadataCues: false,
     manifestLoadPolicy: {
       default: {
         maxTimeToFirstByteMs: 10_000,
@@ -64,6 +68,10 @@ function hlsConfig(lowLatency: boolean, initialBuffer: number): Partial<HlsConfi
       },
     },
   };
+}
+
+function sameFrames(a: ID3Frame[], b: ID3Frame[]): boolean {
+  return a.length === b.length && a.every((f, i) => f.key === b[i].key && f.info === b[i].info && (typeof f.data !== 'string' || f.data === b[i].data));
 }
 
 export class MediaPlayer {
@@ -145,6 +153,8 @@ export class MediaPlayer {
     this.url = path;
     this.teardown();
     this.qualities = [];
+    this.pendingMeta = [];
+    this.firedMeta = [];
     this.listed = [];
     this.manifestOrder = [];
     this.quality = null;
@@ -188,6 +198,7 @@ export class MediaPlayer {
       }
     });
     hls.on(Events.BUFFER_APPENDED, () => this.emit(PlayerEventType.BUFFER_UPDATE));
+    hls.on(Events.FRAG_PARSING_METADATA, (_e, data) => this.onMetadataSamples(data.samples));
     hls.on(Events.ERROR, (_e, data) => this.onHlsError(data));
     hls.on(Events.FRAG_CHANGED, (_e, data) => {
       if (data.frag.tagList.some((t) => t[0] === 'DIS')) this.emit(PlayerEventType.SEGMENT_DISCONTINUITY);
@@ -674,6 +685,7 @@ export class MediaPlayer {
     on('ended', () => this.setState(PlayerState.ENDED));
     on('timeupdate', () => {
       this.syncToLive();
+      this.fireMetadata(v.currentTime); // where requestVideoFrameCallback is missing
       this.emit(PlayerEventType.TIME_UPDATE, v.currentTime);
     });
     on('seeked', () => {
@@ -723,14 +735,7 @@ export class MediaPlayer {
       const t = tracks[i];
       if (this.watched.has(t)) continue;
       this.watched.add(t);
-      if (t.kind === 'metadata') {
-        t.mode = 'hidden';
-        t.addEventListener('cuechange', () => {
-          const cues = t.activeCues;
-          if (!cues) return;
-          for (let j = 0; j < cues.length; j++) this.emitMetadataCue(cues[j] as TextTrackCue & { value?: { key: string; info?: string; data: unknown } });
-        });
-      } else if (t.kind === 'captions' || t.kind === 'subtitles') {
+      if (t.kind === 'captions' || t.kind === 'subtitles') {
         t.addEventListener('cuechange', () => {
           const cues = t.activeCues;
           if (!cues) return;
@@ -751,25 +756,71 @@ export class MediaPlayer {
     }
   }
 
-  private seenCues = new WeakSet<TextTrackCue>();
+  // Timed metadata waiting for the playhead: ID3 tags of the fragments
+  // hls.js parsed, by media time, each fired once when its frame plays.
+  private pendingMeta: { pts: number; frames: ID3Frame[] }[] = [];
 
-  private emitMetadataCue(cue: TextTrackCue & { value?: { key: string; info?: string; data: unknown } }): void {
-    if (this.seenCues.has(cue) || !cue.value) return;
-    this.seenCues.add(cue);
-    const { key, info, data } = cue.value;
-    let text = '';
-    if (typeof data === 'string') text = data;
-    else if (data instanceof ArrayBuffer) text = new TextDecoder().decode(data);
+  private onMetadataSamples(samples: { pts: number; data: Uint8Array }[]): void {
+    for (const s of samples) {
+      const frames = parseID3(s.data);
+      if (frames.length === 0) continue;
+      // A fragment loaded twice (a level switch) brings its tags again.
+      if (this.pendingMeta.some((m) => Math.abs(m.pts - s.pts) < 0.001 && sameFrames(m.frames, frames))) continue;
+      if (this.firedMeta.some((m) => Math.abs(m.pts - s.pts) < 0.001 && sameFrames(m.frames, frames))) continue;
+      this.pendingMeta.push({ pts: s.pts, frames });
+    }
+    this.pendingMeta.sort((a, b) => a.pts - b.pts);
+    this.watchMetadata();
+  }
+
+  // firedMeta remembers recent tags so that a reloaded fragment does not
+  // fire them twice.
+  private firedMeta: { pts: number; frames: ID3Frame[] }[] = [];
+  private metaWatch = false;
+
+  // watchMetadata fires due tags at the frame they are dated at, using
+  // requestVideoFrameCallback where the browser has it (the media time of
+  // the frame on screen), else timeupdate.
+  private watchMetadata(): void {
+    const v = this.video as HTMLVideoElement & {
+      requestVideoFrameCallback?: (cb: (now: number, meta: { mediaTime: number }) => void) => number;
+    };
+    if (this.metaWatch || this.pendingMeta.length === 0 || !v.requestVideoFrameCallback) return;
+    this.metaWatch = true;
+    const tick = (_now: number, meta: { mediaTime: number }) => {
+      this.fireMetadata(meta.mediaTime);
+      if (this.pendingMeta.length > 0 && !this.deleted) v.requestVideoFrameCallback!(tick);
+      else this.metaWatch = false;
+    };
+    v.requestVideoFrameCallback(tick);
+  }
+
+  private fireMetadata(now: number): void {
+    while (this.pendingMeta.length > 0 && this.pendingMeta[0].pts <= now + 0.001) {
+      const m = this.pendingMeta.shift()!;
+      this.firedMeta.push(m);
+      if (this.firedMeta.length > 100) this.firedMeta.shift();
+      this.emitMetadataCue(m.pts, m.frames);
+    }
+  }
+
+  // emitMetadataCue reports one ID3 tag as IVS does: the text of its text
+  // frame (TXXX, or another T*** frame), that frame's description, and the
+  // owner identifier of its PRIV frame (metadata.live-video.net for the
+  // PutMetadata API, inband.metadata.live-video.net for the encoder's).
+  private emitMetadataCue(pts: number, frames: ID3Frame[]): void {
+    const text = frames.find((f) => f.key === 'TXXX') ?? frames.find((f) => f.key[0] === 'T');
+    const priv = frames.find((f) => f.key === 'PRIV');
     const out: TextMetadataCue = {
       type: 'TextMetadataCue',
-      startTime: cue.startTime,
-      endTime: cue.endTime,
-      text,
-      description: key === 'TXXX' ? info ?? '' : '',
-      owner: key === 'PRIV' ? info ?? '' : '',
+      startTime: pts,
+      endTime: pts,
+      text: text ? String(text.data) : priv ? new TextDecoder().decode(priv.data as ArrayBuffer) : '',
+      description: text?.key === 'TXXX' ? text.info : '',
+      owner: priv?.info ?? '',
     };
     this.emit(PlayerEventType.TEXT_METADATA_CUE, out);
-    this.emit(PlayerEventType.METADATA, { type: 'MetaID3', data: [{ key, info, data }] });
+    this.emit(PlayerEventType.METADATA, { type: 'MetaID3', data: frames });
   }
 
   private unbindVideo(): void {

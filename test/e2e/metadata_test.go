@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ivs"
+	"github.com/aws/aws-sdk-go-v2/service/ivs/types"
+	"github.com/aws/smithy-go"
+)
+
+// TestBrowserReceivesTimedMetadata: PutMetadata (AWS SDK) during a live
+// ffmpeg stream reaches our player in headless Chromium as
+// TEXT_METADATA_CUE with the exact text and the API's owner: 20 calls in a
+// row arrive in order, none lost, none duplicated — on a BASIC TS channel
+// (the source rendition) and a STANDARD fMP4 channel (transcoded
+// renditions, emsg). Over-size, offline and throttled calls get IVS's
+// errors.
+func TestBrowserReceivesTimedMetadata(t *testing.T) {
+	chromium := chromiumPath(t)
+	srv := startServer(t, serverOpts{RateLimits: true})
+	c := ivsClient(t, srv)
+
+	offline := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType})
+	_, err := c.PutMetadata(ctx(t), &ivs.PutMetadataInput{ChannelArn: offline.Channel.Arn, Metadata: aws.String("nobody")})
+	var nb *types.ChannelNotBroadcasting
+	if !errors.As(err, &nb) {
+		t.Fatalf("PutMetadata on an offline channel: %v, want ChannelNotBroadcasting", err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		typ    types.ChannelType
+		format types.ContainerFormat
+	}{
+		{"BASIC_TS", types.ChannelTypeBasicChannelType, types.ContainerFormatTs},
+		{"STANDARD_FMP4", types.ChannelTypeStandardChannelType, types.ContainerFormatFragmentedMP4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch := createChannel(t, c, &ivs.CreateChannelInput{Type: tc.typ, ContainerFormat: tc.format,
+				LatencyMode: types.ChannelLatencyModeLowLatency})
+			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 600})
+			waitLive(t, c, ch.Channel.Arn, enc)
+			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+			id := aws.ToString(ch.Channel.Arn)[strings.LastIndex(aws.ToString(ch.Channel.Arn), "/")+1:]
+			snapshot, output := startBrowser(t, srv, chromium, id)
+			fail := func(format string, args ...any) {
+				t.Helper()
+				rep, n := snapshot()
+				t.Fatalf("%s\n%d reports; last: %+v\nchromium:\n%s", fmt.Sprintf(format, args...), n, rep, logTail(chromiumLog(output()), 100))
+			}
+			deadline := time.Now().Add(45 * time.Second)
+			for rep, _ := snapshot(); rep.PlayedMs < 3000; rep, _ = snapshot() {
+				if time.Now().After(deadline) {
+					fail("the player did not play 3 s")
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+
+			// 20 in a row, within the channel's 5 TPS.
+			var want []string
+			for i := range 20 {
+				text := fmt.Sprintf(`{"question":%d,"answers":["ja","nein","vielleicht – ünïcödé"]}`, i)
+				want = append(want, text)
+				if _, err := c.PutMetadata(ctx(t), &ivs.PutMetadataInput{ChannelArn: ch.Channel.Arn, Metadata: aws.String(text)}); err != nil {
+					t.Fatalf("PutMetadata %d: %v", i, err)
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			deadline = time.Now().Add(20 * time.Second)
+			for {
+				rep, _ := snapshot()
+				if len(rep.MetaCues) >= len(want) {
+					time.Sleep(time.Second) // a duplicate would show up now
+					rep, _ = snapshot()
+					var got []string
+					for _, cue := range rep.MetaCues {
+						got = append(got, cue.Text)
+						if cue.Owner != "metadata.live-video.net" || cue.Type != "TextMetadataCue" {
+							t.Errorf("cue %+v: want type TextMetadataCue, owner metadata.live-video.net", cue)
+						}
+					}
+					if strings.Join(got, "\n") != strings.Join(want, "\n") {
+						t.Fatalf("cues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					var got []string
+					for _, cue := range rep.MetaCues {
+						got = append(got, fmt.Sprintf("%.3f %s", cue.StartTime, cue.Text))
+					}
+					fail("%d of %d cues arrived:\n%s", len(rep.MetaCues), len(want), strings.Join(got, "\n"))
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+
+			// Over 1 KB: ValidationException.
+			_, err := c.PutMetadata(ctx(t), &ivs.PutMetadataInput{ChannelArn: ch.Channel.Arn, Metadata: aws.String(strings.Repeat("x", 1025))})
+			var ve *types.ValidationException
+			if !errors.As(err, &ve) {
+				t.Errorf("1025-byte metadata: %v, want ValidationException", err)
+			}
+			// Past 5 per second on one channel: ThrottlingException.
+			time.Sleep(1100 * time.Millisecond)
+			throttled := 0
+			for range 8 {
+				_, err := c.PutMetadata(ctx(t), &ivs.PutMetadataInput{ChannelArn: ch.Channel.Arn, Metadata: aws.String("burst")})
+				var ae smithy.APIError
+				if errors.As(err, &ae) && ae.ErrorCode() == "ThrottlingException" {
+					throttled++
+				} else if err != nil {
+					t.Errorf("burst: %v", err)
+				}
+			}
+			if throttled == 0 {
+				t.Error("8 PutMetadata calls at once on one channel were all accepted; want ThrottlingException past 5 per second")
+			}
+		})
+	}
+}
