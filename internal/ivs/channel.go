@@ -253,7 +253,16 @@ func (s *Service) createChannel(ctx context.Context, call *awsapi.Call) (any, er
 // benchmark, and tests) with the same defaults and rules as the API; it
 // returns the channel ARN and its stream key.
 func (s *Service) CreateChannel(ctx context.Context, account, name, channelType string, insecureIngest bool) (arn, streamKey string, err error) {
+	return s.CreateChannelIn(ctx, account, name, channelType, "", insecureIngest)
+}
+
+// CreateChannelIn is CreateChannel with a container format ("TS",
+// "FRAGMENTED_MP4"; empty for the default).
+func (s *Service) CreateChannelIn(ctx context.Context, account, name, channelType, containerFormat string, insecureIngest bool) (arn, streamKey string, err error) {
 	in := channelSettings{Name: &name, Type: &channelType, InsecureIngest: &insecureIngest}
+	if containerFormat != "" {
+		in.ContainerFormat = &containerFormat
+	}
 	ch, key, err := s.create(ctx, account, &in, nil)
 	if err != nil {
 		return "", "", err

@@ -499,11 +499,32 @@ func TestTranscodeFallsBackWithoutFFmpeg(t *testing.T) {
 func TestPutMetadata(t *testing.T) {
 	f := newFixture(t, Config{}, ivs.Quotas{})
 	ctx := context.Background()
-	arn, key := f.channel(t, "BASIC", false)
+	tsARN, tsKey := f.channel(t, "BASIC", false)
+	arn, key, err := f.svc.CreateChannelIn(ctx, "123456789012", "", "BASIC", "FRAGMENTED_MP4", false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var nb *awsapi.Error
 	if err := f.mgr.PutMetadata(ctx, arn, "early"); !errors.As(err, &nb) || nb.Code != "ChannelNotBroadcasting" {
 		t.Fatalf("offline: %v", err)
 	}
+	// TS channels carry no metadata yet: a clear error, not a silent drop.
+	tsAdm, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: tsKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsStream, err := tsAdm.Start(testTracks, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tsStream.Close(nil)
+	if err := feed(t, tsStream, 2, 0, time.Now(), 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.mgr.PutMetadata(ctx, tsARN, "ts"); !errors.As(err, &nb) || nb.Code != "StreamUnavailable" {
+		t.Fatalf("TS channel: %v, want StreamUnavailable", err)
+	}
+
 	adm, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: key})
 	if err != nil {
 		t.Fatal(err)

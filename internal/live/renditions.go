@@ -237,7 +237,11 @@ func nominalBandwidth(r transcode.Rung) int {
 func audioOnlyHub(src *media.Hub, audio media.Track, metaTrack int) *media.Hub {
 	srcID := audio.ID
 	audio.ID = 0
-	h := media.NewHub([]media.Track{audio, {ID: 1, Kind: media.Data, Codec: media.CodecID3}}, media.HubOptions{})
+	tracks := []media.Track{audio}
+	if metaTrack >= 0 {
+		tracks = append(tracks, media.Track{ID: 1, Kind: media.Data, Codec: media.CodecID3})
+	}
+	h := media.NewHub(tracks, media.HubOptions{})
 	sub := src.Subscribe("audio-only")
 	go func() {
 		defer h.Close()
@@ -251,7 +255,7 @@ func audioOnlyHub(src *media.Hub, audio media.Track, metaTrack int) *media.Hub {
 			switch f.Track {
 			case srcID:
 				g.Track = 0
-			case metaTrack:
+			case metaTrack: // -1 when there is none: never a frame's track
 				g.Track = 1
 			default:
 				continue

@@ -240,9 +240,17 @@ func (c *conn) Start(tracks []media.Track, encoder string) (ingest.Stream, error
 		s.releaseSlot = release
 	}
 	s.tracks = tracks
-	s.metaTrack = len(tracks)
-	hubTracks := append(append(make([]media.Track, 0, len(tracks)+1), tracks...),
-		media.Track{ID: s.metaTrack, Kind: media.Data, Codec: media.CodecID3})
+	hubTracks := tracks
+	s.metaTrack = -1
+	if s.ch.ContainerFormat == hls.ContainerFMP4 {
+		// Timed metadata rides in emsg boxes. TS segments could carry it
+		// too (the packager writes a timed-ID3 stream), but the official
+		// IVS player stops playing TS whose PMT declares one; until that
+		// is understood TS channels get no metadata track.
+		s.metaTrack = len(tracks)
+		hubTracks = append(append(make([]media.Track, 0, len(tracks)+1), tracks...),
+			media.Track{ID: s.metaTrack, Kind: media.Data, Codec: media.CodecID3})
+	}
 	s.hub = media.NewHub(hubTracks, media.HubOptions{})
 	s.startRenditions(video)
 	s.sess.IngestConfiguration = ingestConfiguration(video, audio, encoder)
@@ -317,6 +325,10 @@ func (s *session) putMetadata(owner, text string) error {
 	if s.ended || s.hub == nil || s.videoFrames == 0 {
 		s.mu.Unlock()
 		return errNotBroadcasting
+	}
+	if s.metaTrack < 0 {
+		s.mu.Unlock()
+		return errNoMetadataTrack
 	}
 	hub, track, pts := s.hub, s.metaTrack, s.lastVideoPTS
 	s.mu.Unlock()

@@ -16,10 +16,10 @@ import (
 // TestBrowserReceivesTimedMetadata: PutMetadata (AWS SDK) during a live
 // ffmpeg stream reaches our player in headless Chromium as
 // TEXT_METADATA_CUE with the exact text and the API's owner: 20 calls in a
-// row arrive in order, none lost, none duplicated — on a BASIC TS channel
-// (the source rendition) and a STANDARD fMP4 channel (transcoded
-// renditions, emsg). Over-size, offline and throttled calls get IVS's
-// errors.
+// row arrive in order, none lost, none duplicated — on a BASIC channel
+// (the source rendition) and a STANDARD one (transcoded renditions), both
+// fMP4 (emsg). Over-size, offline and throttled calls get IVS's errors;
+// TS channels refuse metadata with StreamUnavailable for now.
 func TestBrowserReceivesTimedMetadata(t *testing.T) {
 	chromium := chromiumPath(t)
 	srv := startServer(t, serverOpts{RateLimits: true})
@@ -37,8 +37,9 @@ func TestBrowserReceivesTimedMetadata(t *testing.T) {
 		typ    types.ChannelType
 		format types.ContainerFormat
 	}{
-		{"BASIC_TS", types.ChannelTypeBasicChannelType, types.ContainerFormatTs},
+		{"BASIC_FMP4", types.ChannelTypeBasicChannelType, types.ContainerFormatFragmentedMP4},
 		{"STANDARD_FMP4", types.ChannelTypeStandardChannelType, types.ContainerFormatFragmentedMP4},
+		{"BASIC_TS", types.ChannelTypeBasicChannelType, types.ContainerFormatTs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ch := createChannel(t, c, &ivs.CreateChannelInput{Type: tc.typ, ContainerFormat: tc.format,
@@ -46,6 +47,15 @@ func TestBrowserReceivesTimedMetadata(t *testing.T) {
 			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: "640x360", bitrate: "800k", seconds: 600})
 			waitLive(t, c, ch.Channel.Arn, enc)
 			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+			if tc.format == types.ContainerFormatTs {
+				// Not yet on TS (docs/decisions/0006): a clear error.
+				_, err := c.PutMetadata(ctx(t), &ivs.PutMetadataInput{ChannelArn: ch.Channel.Arn, Metadata: aws.String("ts")})
+				var ae smithy.APIError // not one of PutMetadata's modelled errors
+				if !errors.As(err, &ae) || ae.ErrorCode() != "StreamUnavailable" {
+					t.Fatalf("PutMetadata on a live TS channel: %v, want StreamUnavailable", err)
+				}
+				return
+			}
 			id := aws.ToString(ch.Channel.Arn)[strings.LastIndex(aws.ToString(ch.Channel.Arn), "/")+1:]
 			snapshot, output := startBrowser(t, srv, chromium, id)
 			fail := func(format string, args ...any) {
