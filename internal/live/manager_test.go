@@ -95,6 +95,22 @@ func (f *fixture) channel(t testing.TB, typ string, insecure bool) (arn, key str
 	return ch, k
 }
 
+// goLive admits and starts a stream of testTracks on the channel of key;
+// the stream is closed when the test ends.
+func (f *fixture) goLive(t testing.TB, key string) ingest.Stream {
+	t.Helper()
+	adm, err := f.mgr.Authorize(context.Background(), ingest.Request{Protocol: ingest.RTMPS, StreamKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := adm.Start(testTracks, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stream.Close(nil) })
+	return stream
+}
+
 // A 640x360 Main 3.0 SPS and a PPS as x264 writes them.
 var (
 	testSPS = []byte{0x67, 0x4d, 0x40, 0x1e, 0xec, 0xa0, 0x50, 0x17, 0xfc, 0xb8, 0x0b, 0x50, 0x10, 0x10, 0x14, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x58, 0xb6, 0x58}
@@ -469,17 +485,8 @@ func TestTranscodeCapacityExceeded(t *testing.T) {
 func TestTranscodeFallsBackWithoutFFmpeg(t *testing.T) {
 	capacity := transcode.NewCapacity(1)
 	f := newFixture(t, Config{Transcode: &TranscodeConfig{Capacity: capacity, FFmpeg: "/nonexistent/ffmpeg"}}, ivs.Quotas{})
-	ctx := context.Background()
 	arn, key := f.channel(t, "STANDARD", false)
-	adm, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := adm.Start(testTracks, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.Close(nil)
+	stream := f.goLive(t, key)
 	if err := feed(t, stream, 60, 0, time.Now(), 1000); err != nil {
 		t.Fatal(err)
 	}
@@ -509,31 +516,14 @@ func TestPutMetadata(t *testing.T) {
 		t.Fatalf("offline: %v", err)
 	}
 	// TS channels carry no metadata yet: a clear error, not a silent drop.
-	tsAdm, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: tsKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsStream, err := tsAdm.Start(testTracks, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tsStream.Close(nil)
-	if err := feed(t, tsStream, 2, 0, time.Now(), 100); err != nil {
+	if err := feed(t, f.goLive(t, tsKey), 2, 0, time.Now(), 100); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.mgr.PutMetadata(ctx, tsARN, "ts"); !errors.As(err, &nb) || nb.Code != "StreamUnavailable" {
 		t.Fatalf("TS channel: %v, want StreamUnavailable", err)
 	}
 
-	adm, err := f.mgr.Authorize(ctx, ingest.Request{Protocol: ingest.RTMPS, StreamKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := adm.Start(testTracks, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.Close(nil)
+	stream := f.goLive(t, key)
 	hub, _ := f.mgr.Hub(arn)
 	sub := hub.Subscribe("test")
 	defer sub.Close()
