@@ -290,9 +290,11 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 				LatencyMode:     types.ChannelLatencyModeLowLatency,
 				ContainerFormat: tc.format,
 			})
-			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: tc.size, bitrate: "800k", seconds: 600})
-			waitLive(t, c, ch.Channel.Arn, enc)
-			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+			// The stream starts only once this test holds the browser lock
+			// (Chromium is launched first and its page waits for it): the
+			// encoder and, on STANDARD, the ladder transcode must not run
+			// next to another test's browser.
+			live := make(chan struct{})
 
 			// The page and the player come from this server; the playback
 			// URL is the openivs server's, another origin (CORS).
@@ -306,6 +308,11 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 			page := fmt.Sprintf(officialPage, playbackURL(srv, ch), logLevel)
 			mux := http.NewServeMux()
 			mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-live:
+				case <-r.Context().Done():
+					return
+				}
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
 				_, _ = io.WriteString(w, page)
 			})
@@ -346,6 +353,10 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 				"--enable-logging=stderr", "--v=0", // console messages of the page and the player's worker
 				// The player reports to Amazon endpoints: keep it on this machine.
 				"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: tc.size, bitrate: "800k", seconds: 600})
+			waitLive(t, c, ch.Channel.Arn, enc)
+			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+			close(live)
 			fail := func(format string, args ...any) {
 				t.Helper()
 				rep, n := snapshot()
