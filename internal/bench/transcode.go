@@ -296,10 +296,22 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
-// childrenNamed lists the live child processes of ppid named comm.
-func childrenNamed(ppid int, comm string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
+// Process is one entry of /proc: a process id and its state (R, S, Z
+// for a zombie, ...).
+type Process struct {
+	PID   int
+	State string
+}
+
+// ChildProcesses lists the child processes of ppid named comm, zombies
+// included, from /proc.
+func ChildProcesses(ppid int, comm string) ([]Process, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	parent := strconv.Itoa(ppid)
+	var out []Process
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -307,16 +319,29 @@ func childrenNamed(ppid int, comm string) []int {
 		}
 		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
-			continue
+			continue // gone meanwhile
 		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
 		st := string(raw)
 		open, end := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
 		if open < 0 || end < open || st[open+1:end] != comm {
 			continue
 		}
-		f := strings.Fields(st[end+1:])
-		if len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(ppid) {
-			out = append(out, pid)
+		if f := strings.Fields(st[end+1:]); len(f) > 1 && f[1] == parent {
+			out = append(out, Process{PID: pid, State: f[0]})
+		}
+	}
+	return out, nil
+}
+
+// childrenNamed lists the live (not zombie) child processes of ppid
+// named comm.
+func childrenNamed(ppid int, comm string) []int {
+	procs, _ := ChildProcesses(ppid, comm)
+	var out []int
+	for _, p := range procs {
+		if p.State != "Z" {
+			out = append(out, p.PID)
 		}
 	}
 	return out

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 
+	"github.com/openivs/openivs/internal/bench"
 	"github.com/openivs/openivs/internal/testutil/awstest"
 )
 
@@ -345,39 +346,12 @@ func runOpenivs(ctx context.Context, t *testing.T, args ...string) (code int, st
 // "ffmpeg"), zombies included (state Z), from /proc.
 func (s *server) ChildProcesses(t testing.TB, comm string) []childProcess {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	procs, err := bench.ChildProcesses(s.PID, comm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []childProcess
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		st := string(raw)
-		open, end := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		fields := strings.Fields(st[end+1:])
-		if len(fields) < 2 || st[open+1:end] != comm {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(fields[1]); ppid == s.PID {
-			out = append(out, childProcess{PID: pid, State: fields[0]})
-		}
-	}
-	return out
+	return procs
 }
 
 // childProcess is one child of the server.
-type childProcess struct {
-	PID   int
-	State string // R, S, Z (zombie), ...
-}
+type childProcess = bench.Process
