@@ -56,6 +56,10 @@ type Stream interface {
 	// WriteFrame hands one frame to the live side. It does not block on
 	// consumers. An error means the stream was ended by the live side.
 	WriteFrame(f *media.Frame) error
+	// WriteMetadata hands timed metadata the encoder sent in-band; it is
+	// dated like the video frame written last. Channels that cannot carry
+	// timed metadata drop it. An error means the stream was ended.
+	WriteMetadata(text string) error
 	// Done is closed when the live side ends the stream (StopStream, a limit
 	// breach, a takeover, starvation timeout); the front-end must then close
 	// the connection.

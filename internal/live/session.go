@@ -317,6 +317,25 @@ func (c *conn) WriteFrame(f *media.Frame) error {
 	return nil
 }
 
+// WriteMetadata implements ingest.Stream: in-band metadata from the encoder
+// goes in like PutMetadata's, owned by the in-band owner. A channel without
+// a metadata track drops it (see decision 0006).
+func (c *conn) WriteMetadata(text string) error {
+	s := c.s
+	s.mu.Lock()
+	current := !s.ended && s.current == c && !c.discontinued
+	s.mu.Unlock()
+	if !current {
+		return nil // a taken-over connection's data is not the stream's
+	}
+	switch err := s.putMetadata(media.OwnerInband, text); {
+	case errors.Is(err, errNoMetadataTrack), errors.Is(err, errNotBroadcasting):
+		return nil
+	default:
+		return err
+	}
+}
+
 // putMetadata inserts timed metadata at the live edge: an ID3 frame dated
 // like the newest video frame, so every rendition carries it in the part
 // being built and every viewer gets it with that frame.

@@ -194,6 +194,7 @@ func (s *Server) runConn(ctx context.Context, cancel context.CancelCauseFunc, nc
 
 	fw := &frameWriter{stream: stream, wall: func() time.Time { return rp.wall }}
 	fw.register(r, gtracks)
+	rp.onData = fw.data
 	for {
 		if err := r.Read(); err != nil {
 			return err
@@ -275,6 +276,8 @@ type replayConn struct {
 	rc     *recvConn
 	video0 uint8
 	wall   time.Time
+	// onData takes in-band captions and metadata, in stream order.
+	onData func(inbandData)
 }
 
 func (c *replayConn) Read() (message.Message, error) {
@@ -294,8 +297,15 @@ func (c *replayConn) Read() (message.Message, error) {
 	} else {
 		c.wall = c.rc.last
 	}
-	if v, ok := msg.(*message.Video); ok && c.video0 != 0 && v.Codec != c.video0 {
-		return nil, errCodecChanged
+	switch m := msg.(type) {
+	case *message.Video:
+		if c.video0 != 0 && m.Codec != c.video0 {
+			return nil, errCodecChanged
+		}
+	case *message.DataAMF0:
+		if in, ok := parseInband(m.Payload); ok && c.onData != nil {
+			c.onData(in)
+		}
 	}
 	return msg, nil
 }

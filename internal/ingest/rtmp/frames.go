@@ -26,7 +26,26 @@ type frameWriter struct {
 	// params holds parameter sets that arrived without a picture (a
 	// sequence header mid-stream), to travel with the next access unit.
 	params map[int][][]byte
-	err    error
+	// captions and texts came in data messages (see inband.go) and wait
+	// for the next video access unit.
+	captions []media.CCTriplet
+	texts    []string
+	// h264 marks the H.264 tracks, the ones captions can be carried in.
+	h264 map[int]bool
+	err  error
+}
+
+// data takes an in-band data message; what it carries goes out with the
+// next picture.
+func (w *frameWriter) data(d inbandData) {
+	if n := len(w.captions) + len(d.captions); n > maxPendingCaptions {
+		// No picture to carry them for a long while: keep the newest.
+		w.captions = w.captions[min(len(w.captions), n-maxPendingCaptions):]
+	}
+	w.captions = append(w.captions, d.captions...)
+	if d.hasText && len(w.texts) < maxPendingTexts {
+		w.texts = append(w.texts, d.text)
+	}
 }
 
 func (w *frameWriter) write(track int, pts, dts time.Duration, key bool, nalus [][]byte) {
@@ -59,9 +78,11 @@ func (w *frameWriter) write(track int, pts, dts time.Duration, key bool, nalus [
 // admission ever accept such a codec its frames still flow.
 func (w *frameWriter) register(r *gortmplib.Reader, tracks []*gortmplib.Track) {
 	w.params = make(map[int][][]byte)
+	w.h264 = make(map[int]bool)
 	for i, t := range tracks {
 		switch t.Codec.(type) {
 		case *codecs.H264:
+			w.h264[i] = true
 			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
 				w.video(i, pts, dts, au, h264IsVCL, h264IsIDR)
 			})
@@ -129,7 +150,20 @@ func (w *frameWriter) video(track int, pts, dts time.Duration, au [][]byte,
 		au = append(append(make([][]byte, 0, len(p)+len(au)), p...), au...)
 		delete(w.params, track)
 	}
+	if len(w.captions) > 0 && w.h264[track] {
+		// onCaptionInfo captions become A/53 SEI in the picture.
+		if sei := media.CaptionSEI(w.captions); sei != nil {
+			au = media.WithCaptions(au, sei)
+		}
+		w.captions = nil
+	}
 	w.write(track, pts, dts, key, au)
+	for _, text := range w.texts {
+		if w.err == nil {
+			w.err = w.stream.WriteMetadata(text)
+		}
+	}
+	w.texts = nil
 }
 
 func h264IsVCL(n []byte) bool { t := n[0] & 0x1f; return t >= 1 && t <= 5 }

@@ -121,8 +121,10 @@ type testStream struct {
 
 	mu        sync.Mutex
 	frames    []media.Frame
-	endAfter  int // close Done after this many frames
-	failAfter int // WriteFrame errors after this many frames
+	metadata  []string // in-band metadata, each after the frame it was dated at
+	metaAfter []int    // how many frames had been written when each arrived
+	endAfter  int      // close Done after this many frames
+	failAfter int      // WriteFrame errors after this many frames
 	done      chan struct{}
 	doneOnce  sync.Once
 	closed    chan struct{}
@@ -143,6 +145,17 @@ func (s *testStream) WriteFrame(f *media.Frame) error {
 	if s.endAfter > 0 && len(s.frames) >= s.endAfter {
 		s.end()
 	}
+	return nil
+}
+
+func (s *testStream) WriteMetadata(text string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closes > 0 {
+		panic("WriteMetadata after Close")
+	}
+	s.metadata = append(s.metadata, text)
+	s.metaAfter = append(s.metaAfter, len(s.frames))
 	return nil
 }
 

@@ -155,6 +155,9 @@ func (s *testStream) WriteFrame(f *media.Frame) error {
 	return nil
 }
 
+// WriteMetadata: SRT carries no in-band metadata yet.
+func (s *testStream) WriteMetadata(string) error { return nil }
+
 func (s *testStream) Done() <-chan struct{} { return s.done }
 
 func (s *testStream) Close(reason error) {
