@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -228,12 +229,22 @@ func RenditionName(height, fps int) string {
 // segment; BANDWIDTH is mandatory and players only use it to pick a start.
 const fallbackBandwidth = 1_000_000
 
+// captionsGroup is the CLOSED-CAPTIONS group every video variant names:
+// CEA-608 field 1 (CC1) in the video's SEI, the one caption channel IVS
+// players show.
+const captionsGroup = "CC"
+
 // MultivariantPlaylist lists renditions in the order given. Each variant
 // also gets an EXT-X-MEDIA video group named after the rendition, the way
 // IVS spells it: that is where the IVS player and hls.js read quality names.
+// Video variants declare the CC1 caption channel: an encoder may start
+// sending captions at any time, and players only show what arrives.
 func MultivariantPlaylist(renditions []Rendition) []byte {
 	var b bytes.Buffer
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	if slices.ContainsFunc(renditions, func(r Rendition) bool { return !r.AudioOnly }) {
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"%s\",NAME=\"English\",LANGUAGE=\"en\",INSTREAM-ID=\"CC1\",AUTOSELECT=YES,DEFAULT=NO\n", captionsGroup)
+	}
 	for i, r := range renditions {
 		name := strings.ReplaceAll(r.Name, "\"", "")
 		if name != "" {
@@ -265,6 +276,9 @@ func MultivariantPlaylist(renditions []Rendition) []byte {
 		}
 		if name != "" {
 			fmt.Fprintf(&b, ",VIDEO=\"%s\"", name)
+		}
+		if !r.AudioOnly {
+			fmt.Fprintf(&b, ",CLOSED-CAPTIONS=\"%s\"", captionsGroup)
 		}
 		b.WriteString("\n" + r.URI + "\n")
 	}

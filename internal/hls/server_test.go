@@ -261,10 +261,19 @@ func TestMultivariantPlaylist(t *testing.T) {
 		t.Fatal(err)
 	}
 	mv, ok := pl.(*playlist.Multivariant)
-	if !ok || !mv.IndependentSegments || len(mv.Variants) != 2 || len(mv.Renditions) != 2 {
+	if !ok || !mv.IndependentSegments || len(mv.Variants) != 2 || len(mv.Renditions) != 3 {
 		t.Fatalf("%+v", pl)
 	}
+	// The CC1 caption channel, declared once and named by every variant.
+	cc := mv.Renditions[0]
+	if cc.Type != playlist.MultivariantRenditionTypeClosedCaptions || cc.GroupID != "CC" || cc.InStreamID == nil || *cc.InStreamID != "CC1" {
+		t.Fatalf("caption rendition %+v", cc)
+	}
+	mv.Renditions = mv.Renditions[1:]
 	for i, v := range mv.Variants {
+		if v.ClosedCaptions != "CC" {
+			t.Errorf("variant %d names captions %q", i, v.ClosedCaptions)
+		}
 		r := in[i]
 		wantBW := r.Info.Bandwidth
 		if wantBW == 0 {

@@ -547,4 +547,22 @@ func TestPutMetadata(t *testing.T) {
 		}
 		break
 	}
+
+	// In-band metadata from the encoder: the same, owned by in-band.
+	if err := stream.WriteMetadata("from the encoder"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		got, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Track != meta {
+			continue
+		}
+		if got.PTS != 9*time.Second/30 || !bytes.Equal(got.NALUs[0], media.TextID3(media.OwnerInband, "from the encoder")) {
+			t.Fatalf("in-band metadata frame at %v: %q", got.PTS, got.NALUs[0])
+		}
+		break
+	}
 }

@@ -235,7 +235,10 @@ func TestAudioOnlyOnRequest(t *testing.T) {
 		media != `#EXT-X-MEDIA:TYPE=VIDEO,GROUP-ID="audio_only",NAME="audio_only",AUTOSELECT=NO,DEFAULT=NO` {
 		t.Fatalf("audio-only entry:\n%s", with)
 	}
-	if !strings.Contains(lines[3], `NAME="1080p30"`) || !strings.Contains(lines[3], "DEFAULT=YES") {
+	if !strings.Contains(lines[3], `TYPE=CLOSED-CAPTIONS`) || strings.Contains(inf, "CLOSED-CAPTIONS") {
+		t.Fatalf("captions should be declared for video variants only:\n%s", with)
+	}
+	if !strings.Contains(lines[4], `NAME="1080p30"`) || !strings.Contains(lines[4], "DEFAULT=YES") {
 		t.Fatalf("first rendition should be the source, named from what it measured:\n%s", with)
 	}
 	resp, body := get(t, h, streamPath+"/audio_only/playlist.m3u8")

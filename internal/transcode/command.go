@@ -107,6 +107,10 @@ func ffmpegArgs(input string, src Source, rungs []Rung, x264Preset string, out O
 			}
 			args = append(args,
 				"-c:v", "libx264", "-preset", x264Preset, "-tune", "zerolatency",
+				// Captions are re-inserted by the sink, in the frames each
+				// rung keeps (a 30 fps rung of a 60 fps source would lose
+				// half of them through the encoder).
+				"-a53cc", "0",
 				"-b:v", kbps, "-maxrate", kbps, "-bufsize", kbps,
 				"-x264-params", "nal-hrd=cbr:scenecut=0:keyint="+keyint+":min-keyint="+keyint,
 				// Keyframes where the source has them: every rung (and the

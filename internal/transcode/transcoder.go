@@ -68,6 +68,9 @@ type Transcoder struct {
 	// stall watchdog reads it.
 	lastOutput atomic.Int64
 	lastInput  atomic.Int64
+	// captionsFedTo is the feed DTS of the newest video frame whose
+	// captions were queued (touched only by the feeding goroutine).
+	captionsFedTo time.Duration
 }
 
 // New prepares a transcoder and the hubs of its rungs; Run starts ffmpeg.
@@ -383,6 +386,19 @@ func (t *Transcoder) feed(ctx context.Context, w io.Writer) error {
 			started = true
 		}
 		dts, pts := t.tl.feed(f, video)
+		if video && dts > t.captionsFedTo {
+			// Captions bypass ffmpeg too (its encoder writes them with
+			// -a53cc 0 off): each video rung re-inserts them when its own
+			// output reaches their time, so a rung at half the frame rate
+			// carries the dropped frames' captions on the frames it keeps.
+			// dts guards against queueing a replayed GOP twice.
+			t.captionsFedTo = dts
+			if cc := media.CaptionsInAccessUnit(f.NALUs); len(cc) > 0 {
+				for _, s := range t.sinks {
+					s.queueCaptions(pts, cc)
+				}
+			}
+		}
 		if err := fw.frame(f, video, dts, pts); err != nil {
 			return err
 		}
@@ -437,6 +453,10 @@ type sink struct {
 	queued    [64]*media.Frame // recently queued, so a replay after a restart is not queued twice
 	queuedAt  int
 
+	// captions wait, in feed-PTS (presentation) order, like metas.
+	captionMu sync.Mutex
+	captions  []pendingCaptions
+
 	// Touched only by the rung's reader goroutine (one at a time).
 	lastFeed  time.Duration // newest feed PTS delivered
 	delivered bool
@@ -448,6 +468,54 @@ type sink struct {
 type pendingMeta struct {
 	feed  time.Duration
 	frame *media.Frame
+}
+
+// pendingCaptions are one source picture's cc triplets waiting for the
+// rung's output to reach its presentation time.
+type pendingCaptions struct {
+	feed time.Duration
+	cc   []media.CCTriplet
+}
+
+// maxPendingCaptions bounds the triplets a rung holds while its ffmpeg is
+// stalled or restarting: a few seconds of 708 captions at 60 fps.
+const maxPendingCaptions = 31 * 40
+
+func (s *sink) queueCaptions(feed time.Duration, cc []media.CCTriplet) {
+	if !s.video {
+		return
+	}
+	s.captionMu.Lock()
+	defer s.captionMu.Unlock()
+	// Source pictures arrive in decode order; captions play in
+	// presentation order.
+	i := len(s.captions)
+	for i > 0 && s.captions[i-1].feed > feed {
+		i--
+	}
+	s.captions = slices.Insert(s.captions, i, pendingCaptions{feed: feed, cc: cc})
+	n := 0
+	for _, p := range s.captions {
+		n += len(p.cc)
+	}
+	for n > maxPendingCaptions && len(s.captions) > 1 {
+		n -= len(s.captions[0].cc)
+		s.captions = s.captions[1:]
+	}
+}
+
+// takeCaptions returns the triplets due at or before feed time upTo, in order.
+func (s *sink) takeCaptions(upTo time.Duration) []media.CCTriplet {
+	s.captionMu.Lock()
+	defer s.captionMu.Unlock()
+	var cc []media.CCTriplet
+	n := 0
+	for n < len(s.captions) && s.captions[n].feed <= upTo {
+		cc = append(cc, s.captions[n].cc...)
+		n++
+	}
+	s.captions = s.captions[n:]
+	return cc
 }
 
 func (s *sink) restart() {
@@ -507,7 +575,13 @@ func (s *sink) emit(of outputFrame) {
 	}
 	pts, epoch, wall := s.t.tl.source(of.pts)
 	dts := of.dts - (of.pts - pts)
-	f := &media.Frame{Track: trackID, PTS: pts, DTS: dts, Wall: wall, Key: of.key, NALUs: of.nalus}
+	nalus := of.nalus
+	if of.video {
+		if sei := media.CaptionSEI(s.takeCaptions(of.pts)); sei != nil {
+			nalus = media.WithCaptions(nalus, sei)
+		}
+	}
+	f := &media.Frame{Track: trackID, PTS: pts, DTS: dts, Wall: wall, Key: of.key, NALUs: nalus}
 	if s.resuming || (s.delivered && epoch != s.epoch) {
 		f.Discontinuity = true
 	}

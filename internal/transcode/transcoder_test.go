@@ -2,11 +2,13 @@ package transcode
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -288,49 +290,56 @@ func spsVUI(t *testing.T, b []byte) *h264.SPS_VUI {
 	return s.VUI
 }
 
-// a53SEI is an H.264 SEI NAL unit carrying two CEA-608 byte pairs as ATSC
-// A/53 cc_data (user_data_registered_itu_t_t35, "GA94"), as broadcast
-// encoders embed captions.
-var a53SEI = []byte{
-	0x06,       // NAL: SEI
-	0x04, 0x11, // payload type 4 (T.35), 17 bytes
-	0xb5, 0x00, 0x31, 'G', 'A', '9', '4', // USA, ATSC, GA94
-	0x03,       // cc_data
-	0xc2, 0xff, // process_cc_data, 2 constructs; em_data
-	0xfc, 0x94, 0x20, // field 1: RCL
-	0xfc, 0x94, 0x2c, // field 1: EDM
-	0xff, // marker bits
-	0x80, // rbsp trailing bits
-}
-
 // TestTranscoderKeepsCaptions: caption SEI in the source reaches every
-// encoded rung (ffmpeg's decoder exports A/53 captions, libx264 writes them
-// back), so captions survive transcoding.
+// encoded rung, every cc triplet exactly once and in presentation order,
+// also on rungs at half the source's frame rate (whose dropped frames'
+// captions ride on the frames kept).
 func TestTranscoderKeepsCaptions(t *testing.T) {
-	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 640, Height: 360, FPS: 30, Seconds: 2})
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 1280, Height: 720, FPS: 60, Seconds: 3})
+	// Number the pictures in presentation order (the encode has B-frames)
+	// and give each one cc triplet carrying its number.
+	var video []*media.Frame
 	for _, f := range es.Frames {
 		if f.Track == 0 {
-			f.NALUs = append([][]byte{a53SEI}, f.NALUs...)
+			video = append(video, f)
 		}
 	}
-	rungs, out, _ := transcodeAll(t, es, TypeStandard, Input{Width: 640, Height: 360, FPS: 30})
+	byPTS := slices.Clone(video)
+	slices.SortFunc(byPTS, func(a, b *media.Frame) int { return cmp.Compare(a.PTS, b.PTS) })
+	for k, f := range byPTS {
+		f.NALUs = media.WithCaptions(f.NALUs, media.CaptionSEI([]media.CCTriplet{{0xfc, byte(k >> 8), byte(k)}}))
+	}
+	rungs, out, _ := transcodeAll(t, es, TypeStandard, Input{Width: 1280, Height: 720, FPS: 60})
+	halved := 0
 	for i, c := range out {
-		var video, captioned int
+		if rungs[i].AudioOnly {
+			continue
+		}
+		if rungs[i].FPS < 60 {
+			halved++
+		}
+		var seq []int
 		for _, f := range c.frames {
 			if f.Track != 0 {
 				continue
 			}
-			video++
-			for _, n := range f.NALUs {
-				if len(n) > 0 && n[0]&0x1f == 6 && bytes.Contains(n, []byte("GA94")) {
-					captioned++
-					break
-				}
+			for _, cc := range media.CaptionsInAccessUnit(f.NALUs) {
+				seq = append(seq, int(cc[1])<<8|int(cc[2]))
 			}
 		}
-		if video == 0 || captioned < video*9/10 {
-			t.Errorf("%s: %d of %d frames carry caption SEI", rungs[i].Name, captioned, video)
+		if len(seq) < len(video)*9/10 {
+			t.Errorf("%s: %d of %d captions delivered", rungs[i].Name, len(seq), len(video))
+			continue
 		}
+		for j := 1; j < len(seq); j++ {
+			if seq[j] != seq[j-1]+1 {
+				t.Errorf("%s: caption %d follows %d (lost, doubled or out of order)", rungs[i].Name, seq[j], seq[j-1])
+				break
+			}
+		}
+	}
+	if halved == 0 {
+		t.Fatalf("no rung at a lower frame rate than the 60 fps source: %+v", rungs)
 	}
 }
 
