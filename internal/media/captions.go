@@ -125,12 +125,7 @@ func CaptionSEI(cc []CCTriplet) []byte {
 		if len(chunk) == 0 {
 			break
 		}
-		payload := append([]byte{}, a53Header...)
-		payload = append(payload, a53UserDataTypeCC, 0x40|byte(len(chunk)), 0xff)
-		for _, t := range chunk {
-			payload = append(payload, t[:]...)
-		}
-		payload = append(payload, 0xff) // marker_bits
+		payload := A53Payload(chunk)
 		rbsp = appendSEIVarint(rbsp, seiTypeT35)
 		rbsp = appendSEIVarint(rbsp, len(payload))
 		rbsp = append(rbsp, payload...)
@@ -140,6 +135,19 @@ func CaptionSEI(cc []CCTriplet) []byte {
 	}
 	rbsp = append(rbsp, 0x80) // rbsp_trailing_bits
 	return append([]byte{naluTypeSEI}, addEmulationPrevention(rbsp)...)
+}
+
+// A53Payload is the T.35 payload (country code onwards) of A/53 cc_data
+// holding up to 31 triplets: what an SEI message carries and what RTMP
+// onCaptionInfo sends base64-encoded. Triplets past the 31st are left out.
+func A53Payload(cc []CCTriplet) []byte {
+	cc = cc[:min(len(cc), maxCCPerMessage)]
+	payload := append(make([]byte, 0, len(a53Header)+4+3*len(cc)), a53Header...)
+	payload = append(payload, a53UserDataTypeCC, 0x40|byte(len(cc)), 0xff)
+	for _, t := range cc {
+		payload = append(payload, t[:]...)
+	}
+	return append(payload, 0xff) // marker_bits
 }
 
 func appendSEIVarint(b []byte, v int) []byte {

@@ -113,3 +113,13 @@ func FuzzCaptionsInAccessUnit(f *testing.F) {
 		_, _ = CCDataFromT35(nal)
 	})
 }
+
+func TestA53PayloadIsWhatOnCaptionInfoCarries(t *testing.T) {
+	p, _ := base64.StdEncoding.DecodeString(specCaptionInfo)
+	cc, _ := CCDataFromT35(p)
+	// The guide's em_data byte is 00 where ours is ff; the rest is equal.
+	got := A53Payload(cc)
+	if len(got) != len(p) || !bytes.Equal(got[:9], p[:9]) || !bytes.Equal(got[10:], p[10:]) {
+		t.Fatalf("A53Payload\n%x\nwant\n%x", got, p)
+	}
+}

@@ -179,7 +179,8 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request, channelID st
 // contentSecurityPolicy is the IVS player's documented minimum (spec/03 §11:
 // worker-src blob:, media-src blob:, wasm-unsafe-eval) narrowed to this page:
 // hls.js runs its transmuxer in a blob: worker and feeds MSE through blob:
-// URLs; playlists and segments are fetched from the playback origin(s).
+// URLs, and gives each captions <track> an empty "data:,WEBVTT" source;
+// playlists and segments are fetched from the playback origin(s).
 func contentSecurityPolicy(playbackURLs ...string) string {
 	connect := []string{"'self'"}
 	for _, u := range playbackURLs {
@@ -191,7 +192,7 @@ func contentSecurityPolicy(playbackURLs ...string) string {
 		"default-src 'self'",
 		"script-src 'self' 'wasm-unsafe-eval'",
 		"worker-src 'self' blob:",
-		"media-src 'self' blob:",
+		"media-src 'self' blob: data:",
 		"connect-src " + strings.Join(connect, " "),
 		"img-src 'self' data: blob:",
 		"style-src 'self'",

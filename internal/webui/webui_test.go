@@ -66,7 +66,7 @@ func TestPageCSP(t *testing.T) {
 	testHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/play/abcd?url=http://other.test:8080/x.m3u8", nil))
 	csp := rec.Header().Get("Content-Security-Policy")
 	for _, want := range []string{
-		"worker-src 'self' blob:", "media-src 'self' blob:", "script-src 'self' 'wasm-unsafe-eval'",
+		"worker-src 'self' blob:", "media-src 'self' blob: data:", "script-src 'self' 'wasm-unsafe-eval'",
 		"connect-src 'self' https://play.example.com http://other.test:8080",
 	} {
 		if !strings.Contains(csp, want) {

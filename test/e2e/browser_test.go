@@ -45,6 +45,8 @@ const browserProbe = `(function () {
       errors: (window.playerEvents || []).filter(function (e) { return /Error/.test(e.type); }).map(function (e) { return JSON.stringify(e.payload); }),
       qualityNames: p.getQualities().map(function (q) { return q.name; }),
       metaCues: (window.playerEvents || []).filter(function (e) { return e.type === 'PlayerTextMetadataCue'; }).map(function (e) { return e.payload; }),
+      textCues: (window.playerEvents || []).filter(function (e) { return e.type === 'PlayerTextCue'; }).map(function (e) { return e.payload; }),
+      captionTracks: Array.prototype.filter.call((document.querySelector('video') || {textTracks: []}).textTracks, function (t) { return t.kind === 'captions'; }).length,
       quality: p.getQuality().name || '', qualityHeight: p.getQuality().height || 0, qualityBitrate: p.getQuality().bitrate || 0,
       autoQuality: p.isAutoQualityMode(), videoHeight: p.getVideoHeight(),
       qualityChanges: (window.playerEvents || []).filter(function (e) { return e.type === 'PlayerQualityChanged'; }).map(function (e) { return e.payload && e.payload.name; })
@@ -80,6 +82,15 @@ type browserReport struct {
 		Description string  `json:"description"`
 		StartTime   float64 `json:"startTime"`
 	} `json:"metaCues"`
+	// TextCues are the TEXT_CUE payloads (captions), in the order fired;
+	// CaptionTracks counts the video element's "captions" text tracks.
+	TextCues []struct {
+		Type      string  `json:"type"`
+		Text      string  `json:"text"`
+		StartTime float64 `json:"startTime"`
+		EndTime   float64 `json:"endTime"`
+	} `json:"textCues"`
+	CaptionTracks int `json:"captionTracks"`
 }
 
 // TestBrowserPlaysLiveStream: ffmpeg → openivs (RTMPS, LL-HLS) → our player

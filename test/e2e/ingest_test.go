@@ -82,6 +82,13 @@ func startEncoder(t testing.TB, url string, o encodeOpts) *encoder {
 		}
 	}
 	args = append(args, "-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "2", "-f", o.format, url)
+	return startFFmpegEncoder(t, args...)
+}
+
+// startFFmpegEncoder runs ffmpeg with args as an encoder, killed when the
+// test ends.
+func startFFmpegEncoder(t testing.TB, args ...string) *encoder {
+	t.Helper()
 	e := &encoder{cmd: exec.Command(ffmpegPath(t), args...), out: &lockedBuffer{}, exited: make(chan error, 1)}
 	e.cmd.Stdout, e.cmd.Stderr = e.out, e.out
 	if err := e.cmd.Start(); err != nil {
@@ -159,7 +166,11 @@ func waitLive(t testing.TB, c *ivs.Client, arn *string, e *encoder) *types.Strea
 			t.Fatalf("GetStream: %v", err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("channel not live within 15 s; ffmpeg said:\n%s", e.out.String())
+			said := "(no ffmpeg)"
+			if e != nil {
+				said = e.out.String()
+			}
+			t.Fatalf("channel not live within 15 s; ffmpeg said:\n%s", said)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -36,9 +36,38 @@ type Listener = (payload?: unknown) => void;
 // comes from the server's PART-HOLD-BACK (or HOLD-BACK on plain HLS) so that
 // one player works for both; playback is sped up slightly to catch up after
 // a stall (syncToLive).
+// hls.js (1.7) resets its CEA-608 parsers whenever the fragment it starts
+// loading is not "sn + 1" of the last, which is true of every LL-HLS part
+// after a segment's first: a caption whose bytes span two parts, or whose
+// cue ends in a later part, is lost. This timeline controller treats the
+// next part of the same segment, and the first part (or the whole) of the
+// next segment, as contiguous, and leaves every other case to hls.js.
+const TimelineBase = Hls.DefaultConfig.timelineController as unknown as new (hls: Hls) => {
+  onFragLoading(event: string, data: { frag: FragLike; part?: { index: number } | null }): void;
+};
+type FragLike = { type: string; sn: number | 'initSegment'; cc: number };
+class PartAwareTimelineController extends TimelineBase {
+  onFragLoading(event: string, data: { frag: FragLike; part?: { index: number } | null }): void {
+    const self = this as unknown as { lastSn: number; lastPartIndex: number; lastCc: number };
+    const { frag } = data;
+    const part = data.part?.index ?? -1;
+    if (frag.type === 'main' && typeof frag.sn === 'number' && frag.cc === self.lastCc) {
+      const nextPart = frag.sn === self.lastSn && part === self.lastPartIndex + 1;
+      const nextSegment = frag.sn === self.lastSn + 1 && part <= 0;
+      if (nextPart || nextSegment) {
+        self.lastSn = frag.sn;
+        self.lastPartIndex = part;
+        return;
+      }
+    }
+    super.onFragLoading(event, data);
+  }
+}
+
 function hlsConfig(lowLatency: boolean, initialBuffer: number): Partial<HlsConfig> {
   return {
     lowLatencyMode: lowLatency,
+    timelineController: PartAwareTimelineController as unknown as HlsConfig['timelineController'],
     enableWorker: true, // transmuxer runs in a blob: worker (CSP worker-src blob:)
     backBufferLength: 30,
     maxBufferLength: 10,
