@@ -3,6 +3,9 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +134,79 @@ func TestBrowserReceivesTimedMetadata(t *testing.T) {
 				t.Error("8 PutMetadata calls at once on one channel were all accepted; want ThrottlingException past 5 per second")
 			}
 		})
+	}
+}
+
+// TestBrowserReceivesInbandMetadata: timed text the encoder sends in-band
+// (ffmpeg muxing a subtitle stream into FLV sends onTextData) reaches our
+// player as TEXT_METADATA_CUE with the in-band owner, each cue in order.
+func TestBrowserReceivesInbandMetadata(t *testing.T) {
+	t.Parallel()
+	chromium := chromiumPath(t)
+	srv := startServer(t, serverOpts{})
+	c := ivsClient(t, srv)
+	ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType,
+		ContainerFormat: types.ContainerFormatFragmentedMP4, LatencyMode: types.ChannelLatencyModeLowLatency})
+
+	want := []string{"in-band one", `{"poll":"in-band two"}`, "in-band three – ünïcödé"}
+	var srt strings.Builder
+	for i, text := range want {
+		at := 8 + 2*i // seconds: after the player has started
+		fmt.Fprintf(&srt, "%d\n00:00:%02d,000 --> 00:00:%02d,500\n%s\n\n", i+1, at, at, text)
+	}
+	subs := filepath.Join(t.TempDir(), "cues.srt")
+	must(t, os.WriteFile(subs, []byte(srt.String()), 0o644), "write subtitles")
+
+	// Chromium first (holding the browser lock), its page released once
+	// the stream is live.
+	live := make(chan struct{})
+	gate := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/play/") {
+				select {
+				case <-live:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	arn := aws.ToString(ch.Channel.Arn)
+	snapshot, output := startBrowser(t, srv, chromium, arn[strings.LastIndex(arn, "/")+1:], gate)
+	enc := startFFmpegEncoder(t, "-hide_banner", "-loglevel", "warning", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-i", subs, "-t", "20",
+		"-map", "0:v", "-map", "1:a", "-map", "2:s",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-b:v", "800k", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "2", "-c:s", "text",
+		"-f", "flv", rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)))
+	waitLive(t, c, ch.Channel.Arn, enc)
+	waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+	close(live)
+
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		rep, _ := snapshot()
+		if len(rep.MetaCues) >= len(want) {
+			time.Sleep(time.Second) // a duplicate would show up now
+			rep, _ = snapshot()
+			var got []string
+			for _, cue := range rep.MetaCues {
+				got = append(got, cue.Text)
+				if cue.Owner != "inband.metadata.live-video.net" || cue.Type != "TextMetadataCue" {
+					t.Errorf("cue %+v: want type TextMetadataCue, owner inband.metadata.live-video.net", cue)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("cues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d in-band cues arrived: %+v\nffmpeg:\n%s\nchromium:\n%s", len(rep.MetaCues), len(want), rep.MetaCues,
+				enc.out.String(), logTail(chromiumLog(output()), 60))
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
