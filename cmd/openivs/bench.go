@@ -24,6 +24,8 @@ const benchUsage = `Usage:
                                   report glass-to-glass latency
   openivs bench transcode [flags] one transcoded stream's CPU (node + ffmpeg) against bare ffmpeg
                                   encoding the same ladder
+  openivs bench metadata [flags]  call PutMetadata while the openivs player plays --url in headless
+                                  Chromium and report call → TEXT_METADATA_CUE delay
 `
 
 // benchCommands are the `openivs bench` subcommands by name; each returns

@@ -56,6 +56,10 @@ type LatencyOptions struct {
 	Insecure bool
 	// Progress receives one line per phase; nil discards.
 	Progress io.Writer
+	// During, when set, runs (on its own goroutine) once the measurement
+	// window opens; the window then stays open until it returns, at least
+	// Duration. The metadata benchmark calls PutMetadata from it.
+	During func(ctx context.Context) error
 }
 
 // LatencyStats summarises one series of samples, in seconds.
@@ -127,6 +131,34 @@ type LatencyResult struct {
 	Errors            int      `json:"errors"`
 	RecoverableErrors int      `json:"recoverableErrors"`
 	ErrorMessages     []string `json:"errorMessages,omitempty"` // distinct, at most 5
+
+	// MetadataCues are the player's TEXT_METADATA_CUE events, in the
+	// order fired, with when they fired (the browser's clock is this
+	// machine's).
+	MetadataCues []MetadataCue `json:"-"`
+	// DuringErr is what During returned.
+	DuringErr error `json:"-"`
+	ticks     []latencyTickJSON
+}
+
+// latencyAt is the latency the player reported at the last tick at or
+// before t while PLAYING.
+func (r *LatencyResult) latencyAt(t time.Time) (float64, bool) {
+	ms := float64(t.UnixMilli())
+	for i := len(r.ticks) - 1; i >= 0; i-- {
+		tk := r.ticks[i]
+		if tk.T <= ms && tk.State == "Playing" && tk.Lat != nil && *tk.Lat > 0 {
+			return *tk.Lat, true
+		}
+	}
+	return 0, false
+}
+
+// MetadataCue is one TEXT_METADATA_CUE the player fired.
+type MetadataCue struct {
+	At    time.Time
+	Text  string
+	Owner string
 }
 
 // OK reports whether the run measured anything.
@@ -201,7 +233,7 @@ const latencyProbe = `(function () {
   window.player = player;
   player.attachHTMLVideoElement(video);
   [E.STATE_CHANGED, E.REBUFFERING, E.ERROR, E.RECOVERABLE_ERROR, E.QUALITY_CHANGED, E.PLAYBACK_BLOCKED,
-   E.AUDIO_BLOCKED, E.NETWORK_UNAVAILABLE, E.SEGMENT_DISCONTINUITY].forEach(function (type) {
+   E.AUDIO_BLOCKED, E.NETWORK_UNAVAILABLE, E.SEGMENT_DISCONTINUITY, E.TEXT_METADATA_CUE].forEach(function (type) {
     player.addEventListener(type, function (payload) { ev(type, payload); });
   });
   window.addEventListener('error', function (e) { ev('BenchError', String(e.message)); });
@@ -532,6 +564,20 @@ func RunLatency(ctx context.Context, opts LatencyOptions) (*LatencyResult, error
 	var windowStart, windowEnd float64 // browser ms
 	var lastReport time.Time
 	cutShort := ""
+	// during is closed when opts.During has returned (at once without it).
+	during := make(chan struct{})
+	var duringErr error
+	duringCtx, stopDuring := context.WithCancel(ctx)
+	duringStarted := false
+	defer func() {
+		stopDuring()
+		if duringStarted {
+			<-during
+		}
+	}()
+	if opts.During == nil {
+		close(during)
+	}
 wait:
 	for {
 		select {
@@ -562,11 +608,27 @@ wait:
 			}
 			windowStart = first + float64(opts.Warmup.Milliseconds())
 			windowEnd = windowStart + float64(opts.Duration.Milliseconds())
-			say("PLAYING %.2f s after page load; warming up %s, then measuring %s", (first-s.navStart)/1000, opts.Warmup, opts.Duration)
+			measuring := opts.Duration.String()
+			if opts.During != nil {
+				measuring = "while the run lasts"
+			}
+			say("PLAYING %.2f s after page load; warming up %s, then measuring %s", (first-s.navStart)/1000, opts.Warmup, measuring)
 			continue
 		}
-		if t, ok := s.lastTick(); ok && t.T >= windowEnd {
-			break wait
+		if t, ok := s.lastTick(); ok && t.T >= windowStart && !duringStarted && opts.During != nil {
+			duringStarted = true
+			go func() {
+				defer close(during)
+				duringErr = opts.During(duringCtx)
+			}()
+		}
+		if t, ok := s.lastTick(); ok && t.T >= windowEnd && (opts.During == nil || duringStarted) {
+			select {
+			case <-during:
+				windowEnd = t.T // the window ends with the later of the two
+				break wait
+			default:
+			}
 		}
 		if msg := s.fatal(windowStart - float64(opts.Warmup.Milliseconds())); msg != "" {
 			cutShort = "player error: " + msg
@@ -581,8 +643,15 @@ wait:
 			break wait
 		}
 	}
+	stopDuring()
+	if duringStarted {
+		<-during
+		duringStarted = false
+	}
 	s := col.snapshot()
 	res := analyzeLatency(&s, windowStart, windowEnd)
+	res.DuringErr = duringErr
+	res.ticks = s.ticks
 	res.URL = opts.URL
 	res.LowLatencyRequested = !opts.NormalLatency
 	res.Warmup = opts.Warmup.Seconds()
@@ -728,6 +797,12 @@ func analyzeLatency(s *latencySnapshot, windowStart, windowEnd float64) *Latency
 	seen := map[string]bool{}
 	for _, e := range s.events {
 		switch e.Type {
+		case "PlayerTextMetadataCue":
+			var cue struct{ Text, Owner string }
+			if json.Unmarshal([]byte(e.Detail), &cue) == nil {
+				res.MetadataCues = append(res.MetadataCues, MetadataCue{At: time.UnixMilli(int64(e.T)), Text: cue.Text, Owner: cue.Owner})
+			}
+			continue
 		case "PlayerRebuffering":
 			if e.T >= windowStart && e.T < windowEnd {
 				res.Stalls++
