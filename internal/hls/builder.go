@@ -187,8 +187,10 @@ func (b *builder) add(f *media.Frame) error {
 			return err
 		}
 	}
+	opening := false // this frame opens a segment
 	if !b.inPart {
 		if !b.segOpen {
+			opening = true
 			pdt := f.Wall
 			if pdt.IsZero() {
 				pdt = b.p.opts.Now()
@@ -205,7 +207,14 @@ func (b *builder) add(f *media.Frame) error {
 	if isVideo {
 		b.partVideo++
 	}
-	return b.mux.write(f, isVideo)
+	if err := b.mux.write(f, isVideo); err != nil {
+		return err
+	}
+	if opening && b.id3 != nil && b.p.opts.Container != ContainerFMP4 {
+		// After the segment's first frame, so its PAT/PMT come first.
+		return b.mux.writeID3(f.PTS, media.SegmentMetadataID3(f.PTS))
+	}
+	return nil
 }
 
 // renewInit starts a new fMP4 init section when a takeover brings other

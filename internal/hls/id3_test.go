@@ -102,12 +102,26 @@ func TestTimedID3InTS(t *testing.T) {
 		t.Fatalf("no timed_id3 stream: %+v", pr.Streams)
 	}
 	var videoStart float64 = -1
-	var cues []string
 	for _, pk := range pr.Packets {
 		var at float64
 		_, _ = fmt.Sscan(pk.PTSTime, &at)
-		if pk.StreamIndex == 0 && videoStart < 0 {
+		if pk.StreamIndex == 0 && (videoStart < 0 || at < videoStart) {
 			videoStart = at
+		}
+	}
+	var cues, segmentTags []string
+	for _, pk := range pr.Packets {
+		var at float64
+		_, _ = fmt.Sscan(pk.PTSTime, &at)
+		if pk.StreamIndex == id3 && bytes.Contains(hexDump(pk.Data), []byte(media.SegmentMetadataDescription)) {
+			// Every segment opens with IVS's segmentmetadata tag, dated at
+			// its first frame, naming its offset in the stream.
+			want := media.SegmentMetadataID3(time.Duration((at - videoStart) * float64(time.Second)))
+			if got := hexDump(pk.Data); !bytes.HasSuffix(want, got) || len(got) < len(want)-5 {
+				t.Errorf("segment tag %q, want %q", got, want)
+			}
+			segmentTags = append(segmentTags, fmt.Sprintf("%.2f", at-videoStart))
+			continue
 		}
 		if pk.StreamIndex == id3 {
 			// ffmpeg 5.1's demuxer hands timed_id3 packets over without
@@ -124,6 +138,12 @@ func TestTimedID3InTS(t *testing.T) {
 	}
 	if strings.Join(cues, " ") != "1.00 2.50" {
 		t.Fatalf("ID3 packets at %v s after the first video frame, want 1.00 and 2.50", cues)
+	}
+	p.mu.Lock()
+	segments := len(p.segs)
+	p.mu.Unlock()
+	if len(segmentTags) != segments || segmentTags[0] != "0.00" {
+		t.Fatalf("segmentmetadata tags at %v s, want one at the start of each of the %d segments", segmentTags, segments)
 	}
 }
 
@@ -146,9 +166,11 @@ func hexDump(s string) []byte {
 	return out
 }
 
-// TestTimedID3InFMP4: each tag is an emsg box (ID3 scheme, version 1,
-// 90 kHz presentation time on the video's clock) in front of the moof of
-// the part it falls in, and nowhere else.
+// TestTimedID3InFMP4: each tag is two emsg boxes in front of the moof of
+// the part it falls in, and nowhere else: version 1 with AOM's ID3 scheme
+// and the 90 kHz presentation time on the video's clock (hls.js, Safari),
+// and version 0 with the IVS player's scheme and the time as a delta from
+// the start of the part (moof) it precedes.
 func TestTimedID3InFMP4(t *testing.T) {
 	tracks, frames := withID3(t, 1.0, 2.5)
 	hub, p, done := started(t, Options{Container: ContainerFMP4, LowLatency: true}, tracks)
@@ -163,7 +185,7 @@ func TestTimedID3InFMP4(t *testing.T) {
 		time uint64
 		data []byte
 	}
-	var found []emsg
+	var aom, ivs []emsg
 	p.mu.Lock()
 	for _, s := range p.segs {
 		for _, pt := range s.parts {
@@ -175,31 +197,49 @@ func TestTimedID3InFMP4(t *testing.T) {
 				}
 				if string(b[4:8]) == "emsg" {
 					box := b[8:size]
-					if box[0] != 1 || binary.BigEndian.Uint32(box[4:]) != 90000 {
-						t.Fatalf("emsg version %d timescale %d", box[0], binary.BigEndian.Uint32(box[4:]))
+					switch box[0] {
+					case 1:
+						if binary.BigEndian.Uint32(box[4:]) != 90000 {
+							t.Fatalf("emsg v1 timescale %d", binary.BigEndian.Uint32(box[4:]))
+						}
+						rest := box[24:]
+						scheme, rest, _ := bytes.Cut(rest, []byte{0})
+						_, rest, _ = bytes.Cut(rest, []byte{0})
+						if string(scheme) != id3Scheme {
+							t.Fatalf("scheme %q", scheme)
+						}
+						aom = append(aom, emsg{binary.BigEndian.Uint64(box[8:]), rest})
+					case 0:
+						scheme, rest, _ := bytes.Cut(box[4:], []byte{0})
+						_, rest, _ = bytes.Cut(rest, []byte{0})
+						if string(scheme) != ivsID3Scheme || binary.BigEndian.Uint32(rest) != 90000 {
+							t.Fatalf("emsg v0 scheme %q timescale %d", scheme, binary.BigEndian.Uint32(rest))
+						}
+						ivs = append(ivs, emsg{uint64(binary.BigEndian.Uint32(rest[4:])), rest[16:]})
+					default:
+						t.Fatalf("emsg version %d", box[0])
 					}
-					rest := box[24:]
-					scheme, rest, _ := bytes.Cut(rest, []byte{0})
-					_, rest, _ = bytes.Cut(rest, []byte{0})
-					if string(scheme) != id3Scheme {
-						t.Fatalf("scheme %q", scheme)
-					}
-					found = append(found, emsg{binary.BigEndian.Uint64(box[8:]), rest})
 				}
 				b = b[size:]
 			}
 		}
 	}
 	p.mu.Unlock()
-	if len(found) != 2 {
-		t.Fatalf("%d emsg boxes, want 2", len(found))
+	if len(aom) != 2 || len(ivs) != 2 {
+		t.Fatalf("%d AOM and %d IVS emsg boxes, want 2 of each", len(aom), len(ivs))
 	}
+	// 200 ms parts of 1 s segments: the tags fall 0 s into the part that
+	// opens the second segment (1.0 s) and 0.1 s into the part from 2.4 s.
 	for i, at := range []float64{1.0, 2.5} {
-		if want := uint64(to90k(time.Duration(at * float64(time.Second)))); found[i].time != want {
-			t.Errorf("emsg %d at %d, want %d", i, found[i].time, want)
+		want := testID3("cue " + string(rune('A'+i)))
+		if w := uint64(to90k(time.Duration(at * float64(time.Second)))); aom[i].time != w {
+			t.Errorf("AOM emsg %d at %d, want %d", i, aom[i].time, w)
 		}
-		if want := testID3("cue " + string(rune('A'+i))); !bytes.Equal(found[i].data, want) {
-			t.Errorf("emsg %d carries %q, want the tag %q", i, found[i].data, want)
+		if w := []uint64{0, 9000}[i]; ivs[i].time != w {
+			t.Errorf("IVS emsg %d at delta %d, want %d", i, ivs[i].time, w)
+		}
+		if !bytes.Equal(aom[i].data, want) || !bytes.Equal(ivs[i].data, want) {
+			t.Errorf("emsg %d carries %q / %q, want the tag %q", i, aom[i].data, ivs[i].data, want)
 		}
 	}
 }

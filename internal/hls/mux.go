@@ -252,30 +252,70 @@ type fmp4Muxer struct {
 	audioSamps []*fmp4.Sample
 	haveAudio  bool
 	haveVideo  bool
-	emsgs      []byte // emsg boxes of the part being built
+	// ID3 tags of the part being built, and its earliest presentation
+	// time (partStart: no frame of it yet).
+	id3s       []pendingID3
+	partStart  bool
+	partMinPTS time.Duration
 }
 
-// id3Scheme is the emsg scheme of ID3 tags in CMAF (AOM "ID3 Timed
-// Metadata in CMAF"), which hls.js and Safari read.
-const id3Scheme = "https://aomedia.org/emsg/ID3"
+type pendingID3 struct {
+	pts time.Duration
+	tag []byte
+}
 
-// writeID3 queues an emsg (version 1: absolute presentation time, on the
-// video's 90 kHz clock) to go before the part's moof.
+// The emsg schemes of ID3 tags: AOM's "ID3 Timed Metadata in CMAF", which
+// hls.js and Safari read, and the one the IVS player reads.
+const (
+	id3Scheme     = "https://aomedia.org/emsg/ID3"
+	ivsID3Scheme  = "urn:twitch:id3"
+	emsgTimescale = 90000
+)
+
+// writeID3 queues a tag for the emsg boxes that go before the part's moof.
 func (m *fmp4Muxer) writeID3(pts time.Duration, tag []byte) error {
-	b := m.emsgs
-	start := len(b)
-	b = append(b, 0, 0, 0, 0, 'e', 'm', 's', 'g', 1, 0, 0, 0)
-	b = binary.BigEndian.AppendUint32(b, 90000)
-	b = binary.BigEndian.AppendUint64(b, uint64(to90k(pts)))
-	b = binary.BigEndian.AppendUint32(b, 0xFFFFFFFF) // duration unknown
-	m.emsgID++
-	b = binary.BigEndian.AppendUint32(b, m.emsgID)
-	b = append(b, id3Scheme...)
-	b = append(b, 0, 0) // scheme and value strings end; the value is empty
-	b = append(b, tag...)
-	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start))
-	m.emsgs = b
+	m.id3s = append(m.id3s, pendingID3{pts, tag})
 	return nil
+}
+
+// appendEmsgs writes each queued tag twice: a version 1 emsg with the
+// AOM scheme and the absolute presentation time on the video's 90 kHz
+// clock (hls.js, Safari), and a version 0 emsg with the IVS player's
+// scheme, timed as a delta from the earliest presentation time of the
+// fragment (moof) it precedes, which is how the IVS player reads it.
+func (m *fmp4Muxer) appendEmsgs(b []byte) []byte {
+	box := func(b []byte, body func([]byte) []byte) []byte {
+		start := len(b)
+		b = body(append(b, 0, 0, 0, 0, 'e', 'm', 's', 'g'))
+		binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start))
+		return b
+	}
+	for _, t := range m.id3s {
+		m.emsgID++
+		b = box(b, func(b []byte) []byte {
+			b = append(b, 1, 0, 0, 0)
+			b = binary.BigEndian.AppendUint32(b, emsgTimescale)
+			b = binary.BigEndian.AppendUint64(b, uint64(to90k(t.pts)))
+			b = binary.BigEndian.AppendUint32(b, 0xFFFFFFFF) // duration unknown
+			b = binary.BigEndian.AppendUint32(b, m.emsgID)
+			b = append(b, id3Scheme...)
+			b = append(b, 0, 0) // scheme and value strings end; the value is empty
+			return append(b, t.tag...)
+		})
+		b = box(b, func(b []byte) []byte {
+			b = append(b, 0, 0, 0, 0)
+			b = append(b, ivsID3Scheme...)
+			b = append(b, 0, 0)
+			b = binary.BigEndian.AppendUint32(b, emsgTimescale)
+			delta := max(t.pts-m.partMinPTS, 0) + time.Second/(2*emsgTimescale) // rounded to the nearest tick
+			b = binary.BigEndian.AppendUint32(b, uint32(int64(delta)*emsgTimescale/int64(time.Second)))
+			b = binary.BigEndian.AppendUint32(b, 0xFFFFFFFF)
+			b = binary.BigEndian.AppendUint32(b, m.emsgID)
+			return append(b, t.tag...)
+		})
+	}
+	m.id3s = m.id3s[:0]
+	return b
 }
 
 func newFMP4Muxer(video, audio *media.Track) (*fmp4Muxer, error) {
@@ -312,9 +352,17 @@ func newFMP4Muxer(video, audio *media.Track) (*fmp4Muxer, error) {
 
 func (m *fmp4Muxer) init() []byte { return m.initBytes }
 
-func (m *fmp4Muxer) beginPart(bool) error { return nil }
+func (m *fmp4Muxer) beginPart(bool) error {
+	m.partStart = true
+	return nil
+}
 
 func (m *fmp4Muxer) write(f *media.Frame, video bool) error {
+	// The part's earliest presentation time, on the video when there is
+	// video (what the IVS player's emsg deltas count from).
+	if lead := video || m.videoID == 0; lead && (m.partStart || f.PTS < m.partMinPTS) {
+		m.partMinPTS, m.partStart = f.PTS, false
+	}
 	if video {
 		if m.videoID == 0 || len(f.NALUs) == 0 {
 			return nil
@@ -400,17 +448,16 @@ func (m *fmp4Muxer) endPart(next time.Duration, haveNext bool) ([]byte, error) {
 	}
 	m.videoSamps, m.audioSamps = nil, nil
 	m.haveVideo, m.haveAudio = false, false
-	emsgs := m.emsgs
-	m.emsgs = nil
 	if len(part.Tracks) == 0 {
+		m.id3s = m.id3s[:0]
 		return nil, nil
 	}
 	var buf seekablebuffer.Buffer
 	if err := part.Marshal(&buf); err != nil {
 		return nil, fmt.Errorf("hls: fmp4 part: %w", err)
 	}
-	if len(emsgs) > 0 {
-		return append(emsgs, buf.Bytes()...), nil
+	if len(m.id3s) > 0 {
+		return append(m.appendEmsgs(nil), buf.Bytes()...), nil
 	}
 	return buf.Bytes(), nil
 }

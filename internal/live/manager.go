@@ -185,10 +185,7 @@ func (m *Manager) PutMetadata(ctx context.Context, channelARN, metadata string) 
 	if s == nil {
 		return awsapi.Errorf("ChannelNotBroadcasting", "Channel %s is not broadcasting.", channelARN)
 	}
-	switch err := s.putMetadata(media.OwnerAPI, metadata); {
-	case errors.Is(err, errNoMetadataTrack):
-		return awsapi.Errorf("StreamUnavailable", "Timed metadata is delivered on FRAGMENTED_MP4 channels only on this server so far; channel %s is TS.", channelARN)
-	case err != nil:
+	if err := s.putMetadata(media.OwnerAPI, metadata); err != nil {
 		return awsapi.Errorf("ChannelNotBroadcasting", "Channel %s is not broadcasting.", channelARN)
 	}
 	return nil
@@ -292,9 +289,6 @@ var errEnded = errors.New("live: stream ended")
 
 // errNotBroadcasting: the stream has ended or has no video yet.
 var errNotBroadcasting = errors.New("live: not broadcasting")
-
-// errNoMetadataTrack: the stream's container carries no timed metadata.
-var errNoMetadataTrack = errors.New("live: no timed-metadata track")
 
 // errTranscodeCapacity refuses a stream no transcoder is free for.
 var errTranscodeCapacity = errors.New("live: " + transcode.CapacityExceededReason)

@@ -500,9 +500,9 @@ func TestTranscodeFallsBackWithoutFFmpeg(t *testing.T) {
 	}
 }
 
-// TestPutMetadata: metadata on a live stream becomes an ID3 frame of the
-// hub's metadata track dated at the newest video frame, owned by the API;
-// a channel without a live stream is not broadcasting.
+// TestPutMetadata: metadata on a live stream (fMP4 or TS) becomes an ID3
+// frame of the hub's metadata track dated at the newest video frame, owned
+// by the API; a channel without a live stream is not broadcasting.
 func TestPutMetadata(t *testing.T) {
 	f := newFixture(t, Config{}, ivs.Quotas{})
 	ctx := context.Background()
@@ -515,12 +515,12 @@ func TestPutMetadata(t *testing.T) {
 	if err := f.mgr.PutMetadata(ctx, arn, "early"); !errors.As(err, &nb) || nb.Code != "ChannelNotBroadcasting" {
 		t.Fatalf("offline: %v", err)
 	}
-	// TS channels carry no metadata yet: a clear error, not a silent drop.
+	// TS channels carry it too (a timed-ID3 stream).
 	if err := feed(t, f.goLive(t, tsKey), 2, 0, time.Now(), 100); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.mgr.PutMetadata(ctx, tsARN, "ts"); !errors.As(err, &nb) || nb.Code != "StreamUnavailable" {
-		t.Fatalf("TS channel: %v, want StreamUnavailable", err)
+	if err := f.mgr.PutMetadata(ctx, tsARN, "ts"); err != nil {
+		t.Fatalf("TS channel: %v", err)
 	}
 
 	stream := f.goLive(t, key)
@@ -533,36 +533,26 @@ func TestPutMetadata(t *testing.T) {
 	if err := f.mgr.PutMetadata(ctx, arn, `{"q":1}`); err != nil {
 		t.Fatal(err)
 	}
-	meta := len(testTracks)
-	for {
-		got, err := sub.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
+	nextMeta := func() *media.Frame {
+		for {
+			got, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Track == len(testTracks) {
+				return got
+			}
 		}
-		if got.Track != meta {
-			continue
-		}
-		if got.PTS != 9*time.Second/30 || !bytes.Equal(got.NALUs[0], media.TextID3(media.OwnerAPI, `{"q":1}`)) {
-			t.Fatalf("metadata frame at %v: %q", got.PTS, got.NALUs[0])
-		}
-		break
+	}
+	if got := nextMeta(); got.PTS != 9*time.Second/30 || !bytes.Equal(got.NALUs[0], media.TextID3(media.OwnerAPI, `{"q":1}`)) {
+		t.Fatalf("metadata frame at %v: %q", got.PTS, got.NALUs[0])
 	}
 
 	// In-band metadata from the encoder: the same, owned by in-band.
 	if err := stream.WriteMetadata("from the encoder"); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		got, err := sub.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Track != meta {
-			continue
-		}
-		if got.PTS != 9*time.Second/30 || !bytes.Equal(got.NALUs[0], media.TextID3(media.OwnerInband, "from the encoder")) {
-			t.Fatalf("in-band metadata frame at %v: %q", got.PTS, got.NALUs[0])
-		}
-		break
+	if got := nextMeta(); got.PTS != 9*time.Second/30 || !bytes.Equal(got.NALUs[0], media.TextID3(media.OwnerInband, "from the encoder")) {
+		t.Fatalf("in-band metadata frame at %v: %q", got.PTS, got.NALUs[0])
 	}
 }

@@ -240,17 +240,11 @@ func (c *conn) Start(tracks []media.Track, encoder string) (ingest.Stream, error
 		s.releaseSlot = release
 	}
 	s.tracks = tracks
-	hubTracks := tracks
-	s.metaTrack = -1
-	if s.ch.ContainerFormat == hls.ContainerFMP4 {
-		// Timed metadata rides in emsg boxes. TS segments could carry it
-		// too (the packager writes a timed-ID3 stream), but the official
-		// IVS player stops playing TS whose PMT declares one; until that
-		// is understood TS channels get no metadata track.
-		s.metaTrack = len(tracks)
-		hubTracks = append(append(make([]media.Track, 0, len(tracks)+1), tracks...),
-			media.Track{ID: s.metaTrack, Kind: media.Data, Codec: media.CodecID3})
-	}
+	// Timed metadata (PutMetadata, in-band) is a track of the hub, so
+	// every rendition carries it (docs/decisions/0006).
+	s.metaTrack = len(tracks)
+	hubTracks := append(append(make([]media.Track, 0, len(tracks)+1), tracks...),
+		media.Track{ID: s.metaTrack, Kind: media.Data, Codec: media.CodecID3})
 	s.hub = media.NewHub(hubTracks, media.HubOptions{})
 	s.startRenditions(video)
 	s.sess.IngestConfiguration = ingestConfiguration(video, audio, encoder)
@@ -318,8 +312,7 @@ func (c *conn) WriteFrame(f *media.Frame) error {
 }
 
 // WriteMetadata implements ingest.Stream: in-band metadata from the encoder
-// goes in like PutMetadata's, owned by the in-band owner. A channel without
-// a metadata track drops it (see decision 0006).
+// goes in like PutMetadata's, owned by the in-band owner.
 func (c *conn) WriteMetadata(text string) error {
 	s := c.s
 	s.mu.Lock()
@@ -328,12 +321,10 @@ func (c *conn) WriteMetadata(text string) error {
 	if !current {
 		return nil // a taken-over connection's data is not the stream's
 	}
-	switch err := s.putMetadata(media.OwnerInband, text); {
-	case errors.Is(err, errNoMetadataTrack), errors.Is(err, errNotBroadcasting):
-		return nil
-	default:
+	if err := s.putMetadata(media.OwnerInband, text); err != nil && !errors.Is(err, errNotBroadcasting) {
 		return err
 	}
+	return nil
 }
 
 // putMetadata inserts timed metadata at the live edge: an ID3 frame dated
@@ -344,10 +335,6 @@ func (s *session) putMetadata(owner, text string) error {
 	if s.ended || s.hub == nil || s.videoFrames == 0 {
 		s.mu.Unlock()
 		return errNotBroadcasting
-	}
-	if s.metaTrack < 0 {
-		s.mu.Unlock()
-		return errNoMetadataTrack
 	}
 	hub, track, pts := s.hub, s.metaTrack, s.lastVideoPTS
 	s.mu.Unlock()

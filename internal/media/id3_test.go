@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTextID3(t *testing.T) {
@@ -28,17 +29,25 @@ func TestTextID3(t *testing.T) {
 		content := body[10 : 10+n]
 		switch id {
 		case "PRIV":
-			owner, _, _ := bytes.Cut(content, []byte{0})
-			frames = append(frames, "PRIV "+string(owner))
-		case "TXXX":
-			if content[0] != 3 || content[1] != 0 || string(content[2:]) != text {
-				t.Fatalf("TXXX % x...", content[:4])
+			owner, data, _ := bytes.Cut(content, []byte{0})
+			if string(data) != text {
+				t.Fatalf("PRIV data %q", data)
 			}
-			frames = append(frames, "TXXX")
+			frames = append(frames, "PRIV "+string(owner))
+		default:
+			frames = append(frames, id)
 		}
 		body = body[10+n:]
 	}
-	if strings.Join(frames, ", ") != "PRIV "+OwnerAPI+", TXXX" || len(body) != 0 {
+	if strings.Join(frames, ", ") != "PRIV "+OwnerAPI || len(body) != 0 {
 		t.Fatalf("frames %v, %d bytes left", frames, len(body))
+	}
+}
+
+func TestSegmentMetadataID3(t *testing.T) {
+	tag := SegmentMetadataID3(2021 * time.Millisecond)
+	want := "TXXX\x00\x00\x00\x28\x00\x00\x03segmentmetadata\x00{\"stream_offset\":2.021}"
+	if string(tag[:4]) != "ID3\x04" || string(tag[10:]) != want {
+		t.Fatalf("tag %q", tag)
 	}
 }

@@ -387,11 +387,11 @@ func (t *Transcoder) feed(ctx context.Context, w io.Writer) error {
 		}
 		dts, pts := t.tl.feed(f, video)
 		if video && dts > t.captionsFedTo {
-			// Captions bypass ffmpeg too (its encoder writes them with
-			// -a53cc 0 off): each video rung re-inserts them when its own
-			// output reaches their time, so a rung at half the frame rate
-			// carries the dropped frames' captions on the frames it keeps.
-			// dts guards against queueing a replayed GOP twice.
+			// Captions bypass ffmpeg too (libx264 runs with -a53cc 0):
+			// each video rung re-inserts them when its own output reaches
+			// their time, so a rung at half the frame rate carries the
+			// dropped frames' captions on the frames it keeps. The DTS
+			// check keeps a GOP replayed after a restart from queueing twice.
 			t.captionsFedTo = dts
 			if cc := media.CaptionsInAccessUnit(f.NALUs); len(cc) > 0 {
 				for _, s := range t.sinks {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,13 +76,7 @@ type browserReport struct {
 	VideoHeight    int      `json:"videoHeight"`
 	QualityChanges []string `json:"qualityChanges"`
 	// MetaCues are the TEXT_METADATA_CUE payloads, in the order fired.
-	MetaCues []struct {
-		Type        string  `json:"type"`
-		Text        string  `json:"text"`
-		Owner       string  `json:"owner"`
-		Description string  `json:"description"`
-		StartTime   float64 `json:"startTime"`
-	} `json:"metaCues"`
+	MetaCues []metaCue `json:"metaCues"`
 	// TextCues are the TEXT_CUE payloads (captions), in the order fired;
 	// CaptionTracks counts the video element's "captions" text tracks.
 	TextCues []struct {
@@ -91,6 +86,15 @@ type browserReport struct {
 		EndTime   float64 `json:"endTime"`
 	} `json:"textCues"`
 	CaptionTracks int `json:"captionTracks"`
+}
+
+// metaCue is a TEXT_METADATA_CUE payload.
+type metaCue struct {
+	Type        string  `json:"type"`
+	Text        string  `json:"text"`
+	Owner       string  `json:"owner"`
+	Description string  `json:"description"`
+	StartTime   float64 `json:"startTime"`
 }
 
 // TestBrowserPlaysLiveStream: ffmpeg → openivs (RTMPS, LL-HLS) → our player
@@ -228,6 +232,65 @@ func startBrowser(t *testing.T, srv *server, chromium, id string, wrap ...func(h
 	}
 
 	return snapshot, launchChromium(t, chromium, front.URL+"/play/"+id)
+}
+
+// liveGate holds the player page (/play/...) until live is closed: a test
+// launches Chromium first, which takes the browser lock, and starts its
+// stream (encoder, transcode) only then, so they never run next to
+// another test's browser.
+func liveGate(live <-chan struct{}) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/play/") {
+				select {
+				case <-live:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// waitMetaCues waits (up to within) for the player to fire the wanted
+// TEXT_METADATA_CUE texts, then a second more for a duplicate; it fails
+// the test unless they came exactly, in order, each with the owner.
+// IVS's segmentmetadata cues (TS segments) are left out, as apps do.
+func waitMetaCues(t *testing.T, snapshot func() (browserReport, int), want []string, owner string, within time.Duration, diag func() string) {
+	t.Helper()
+	cues := func() []metaCue {
+		rep, _ := snapshot()
+		var out []metaCue
+		for _, cue := range rep.MetaCues {
+			if cue.Description != "segmentmetadata" {
+				out = append(out, cue)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(within)
+	for len(cues()) < len(want) {
+		if time.Now().After(deadline) {
+			var got []string
+			for _, cue := range cues() {
+				got = append(got, fmt.Sprintf("%.3f %s", cue.StartTime, cue.Text))
+			}
+			t.Fatalf("%d of %d cues arrived:\n%s\n%s", len(got), len(want), strings.Join(got, "\n"), diag())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate would show up now
+	var got []string
+	for _, cue := range cues() {
+		got = append(got, cue.Text)
+		if cue.Owner != owner || cue.Type != "TextMetadataCue" {
+			t.Errorf("cue %+v: want type TextMetadataCue, owner %s", cue, owner)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("cues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 // launchChromium opens pageURL in headless Chromium with a fresh profile,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -91,20 +90,8 @@ func TestCaptionsReachEveryRendition(t *testing.T) {
 	// test's browser.
 	watched := streams[1].ch // SEI on STANDARD
 	live := make(chan struct{})
-	gate := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasPrefix(r.URL.Path, "/play/") {
-				select {
-				case <-live:
-				case <-r.Context().Done():
-					return
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
 	arn := aws.ToString(watched.Channel.Arn)
-	snapshot, output := startBrowser(t, srv, chromium, arn[strings.LastIndex(arn, "/")+1:], gate)
+	snapshot, output := startBrowser(t, srv, chromium, arn[strings.LastIndex(arn, "/")+1:], liveGate(live))
 
 	// SEI: ffmpeg publishes the captioned encode as it is.
 	var encoders []*encoder

@@ -123,7 +123,7 @@ window.addEventListener('unhandledrejection', function (e) { pageErrors.push('re
 <script src="/ivs/amazon-ivs-player.js"></script>
 <script>
 (function () {
-  var events = [], errors = [], recoverable = [], lat = [], latZero = 0;
+  var events = [], errors = [], recoverable = [], lat = [], latZero = 0, metaCues = [];
   var firstPlaying = 0, startPosition = 0, version = '', player = null;
   try {
     version = IVSPlayer.getVersion();
@@ -145,6 +145,7 @@ window.addEventListener('unhandledrejection', function (e) { pageErrors.push('re
         if (type === IVSPlayer.PlayerEventType.ERROR) errors.push(JSON.stringify(payload));
         // PlayerRecoverableError: not in the typings, but the player emits it (e.g. a retried request).
         if (type === IVSPlayer.PlayerEventType.RECOVERABLE_ERROR) recoverable.push(JSON.stringify(payload));
+        if (type === IVSPlayer.PlayerEventType.TEXT_METADATA_CUE) metaCues.push(payload);
       });
     });
     player.setLogLevel(%[2]q);
@@ -165,7 +166,7 @@ window.addEventListener('unhandledrejection', function (e) { pageErrors.push('re
     }
   }, 100);
   setInterval(function () {
-    var rep = {version: version, events: events, errors: errors, recoverable: recoverable, pageErrors: window.pageErrors, latencies: lat, latencyZero: latZero};
+    var rep = {version: version, events: events, errors: errors, recoverable: recoverable, pageErrors: window.pageErrors, latencies: lat, latencyZero: latZero, metaCues: metaCues};
     if (player) {
       rep.state = player.getState();
       rep.position = player.getPosition();
@@ -207,6 +208,7 @@ type officialReport struct {
 	Errors        []string          `json:"errors"`      // ERROR (fatal) payloads
 	Recoverable   []string          `json:"recoverable"` // RECOVERABLE_ERROR payloads
 	PageErrors    []string          `json:"pageErrors"`
+	MetaCues      []metaCue         `json:"metaCues"` // TEXT_METADATA_CUE payloads
 }
 
 func (r officialReport) String() string {
@@ -404,12 +406,11 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 				sort.Float64s(lat)
 				t.Logf("getLiveLatency() over %d samples: p50 %.2f s, p95 %.2f s", len(lat), lat[len(lat)/2], lat[len(lat)*95/100])
 			} else {
-				// The official player measures it as server-corrected now minus
-				// "transc_r" of the ID3 TXXX "segmentmetadata" frames IVS puts in
-				// its segments, the server clock from the multivariant playlist's
-				// EXT-X-SESSION-DATA DATA-ID="SERVER-TIME"; openivs writes no ID3 yet
-				// (the timed-metadata issue brings the ID3 path).
-				t.Logf("getLiveLatency() = 0 (unknown) in all %d samples while playing: openivs segments carry no ID3 segmentmetadata yet", rep.LatencyZero)
+				// The official player reads its latency from IVS-side data that
+				// openivs does not reproduce (our segmentmetadata tags carry only
+				// stream_offset; its clock comes from EXT-X-SESSION-DATA
+				// DATA-ID="SERVER-TIME", which we do not write).
+				t.Logf("getLiveLatency() = 0 (unknown) in all %d samples while playing", rep.LatencyZero)
 			}
 			mu.Lock()
 			est, seg := append([]float64(nil), estimates...), first.Segment
@@ -420,6 +421,40 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 					seg, len(est), est[len(est)/2], est[len(est)*95/100])
 			} else {
 				t.Logf("no latency estimate: the worker probe saw no segment with a program date time")
+			}
+
+			// PutMetadata reaches the official player as TEXT_METADATA_CUE
+			// with the API's owner, in order (TS: timed-ID3 PES; fMP4: emsg).
+			var want []string
+			for i := range 3 {
+				text := fmt.Sprintf(`{"official":%d}`, i)
+				want = append(want, text)
+				if _, err := c.PutMetadata(ctx(t), &ivs.PutMetadataInput{ChannelArn: ch.Channel.Arn, Metadata: aws.String(text)}); err != nil {
+					t.Fatalf("PutMetadata: %v", err)
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			deadline = time.Now().Add(20 * time.Second)
+			for {
+				rep, _ := snapshot()
+				var got []string
+				for _, cue := range rep.MetaCues {
+					if cue.Owner == "metadata.live-video.net" {
+						got = append(got, cue.Text)
+					} else if cue.Description != "segmentmetadata" {
+						t.Errorf("cue %+v: neither the API's nor a segmentmetadata tag", cue)
+					}
+				}
+				if len(got) >= len(want) {
+					if strings.Join(got, " ") != strings.Join(want, " ") {
+						t.Errorf("official player's API cues %q, want %q", got, want)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					fail("the official player fired %d of %d PutMetadata cues: %+v", len(got), len(want), rep.MetaCues)
+				}
+				time.Sleep(250 * time.Millisecond)
 			}
 
 			// The stream ends: the player reaches ENDED.

@@ -96,26 +96,14 @@ func TestOnTextDataBecomesInbandMetadata(t *testing.T) {
 	}
 	// The reference encode plus the subtitle file as a third input.
 	args := ffmpegArgs("rtmp://"+srv.addr+"/app/"+key, encodeOpts{seconds: 3,
-		extra: []string{"-map", "0:v", "-map", "1:a", "-map", "2:s", "-c:s", "text"}})
+		extra: []string{"-map", "0:v", "-map", "1:a", "-map", "2:s", "-c:s", "text", "-max_interleave_delta", "200000"}})
 	at := slices.Index(args, "-t")
 	args = slices.Insert(args, at, "-i", subs)
 	res := runFFmpeg(t, 30*time.Second, args)
 	if res.err != nil {
 		t.Fatalf("ffmpeg failed: %v\n%s", res.err, res.stderr)
 	}
-	var st *testStream
-	waitFor(t, 5*time.Second, "stream end", func() bool {
-		_, starts, _ := pub.snapshot()
-		if len(starts) == 1 {
-			st = starts[0]
-			select {
-			case <-st.closed:
-				return true
-			default:
-			}
-		}
-		return false
-	})
+	st := waitClosed(t, pub, 5*time.Second)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.metadata) != 2 || st.metadata[0] != "first cue" || st.metadata[1] != "second cue" {
@@ -171,19 +159,7 @@ func TestOnCaptionInfoBecomesCaptionSEI(t *testing.T) {
 		n++
 	}
 	c.Close()
-	var st *testStream
-	waitFor(t, 10*time.Second, "stream end", func() bool {
-		_, starts, _ := pub.snapshot()
-		if len(starts) == 1 {
-			st = starts[0]
-			select {
-			case <-st.closed:
-				return true
-			default:
-			}
-		}
-		return false
-	})
+	st := waitClosed(t, pub, 10*time.Second)
 	var captioned []int
 	for i, f := range st.snapshot() {
 		if cc := media.CaptionsInAccessUnit(f.NALUs); len(cc) > 0 {
@@ -196,4 +172,22 @@ func TestOnCaptionInfoBecomesCaptionSEI(t *testing.T) {
 	if len(captioned) != 1 || captioned[0] != captionAt {
 		t.Fatalf("caption SEI on frames %v, want only frame %d", captioned, captionAt)
 	}
+}
+
+// waitClosed waits for the one stream of pub to start and be closed.
+func waitClosed(t *testing.T, pub *testPublisher, within time.Duration) *testStream {
+	t.Helper()
+	var st *testStream
+	waitFor(t, within, "stream end", func() bool {
+		if _, starts, _ := pub.snapshot(); len(starts) == 1 {
+			st = starts[0]
+			select {
+			case <-st.closed:
+				return true
+			default:
+			}
+		}
+		return false
+	})
+	return st
 }

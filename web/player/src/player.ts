@@ -836,20 +836,31 @@ export class MediaPlayer {
   // emitMetadataCue reports one ID3 tag as IVS does: the text of its text
   // frame (TXXX, or another T*** frame), that frame's description, and the
   // owner identifier of its PRIV frame (metadata.live-video.net for the
-  // PutMetadata API, inband.metadata.live-video.net for the encoder's).
+  // PutMetadata API, inband.metadata.live-video.net for the encoder's) or,
+  // without one, the description. The "segmentmetadata" tag opening every
+  // TS segment is also reported as SEGMENT_METADATA, as the IVS player does.
   private emitMetadataCue(pts: number, frames: ID3Frame[]): void {
     const text = frames.find((f) => f.key === 'TXXX') ?? frames.find((f) => f.key[0] === 'T');
     const priv = frames.find((f) => f.key === 'PRIV');
+    const description = text?.key === 'TXXX' ? text.info : '';
     const out: TextMetadataCue = {
       type: 'TextMetadataCue',
       startTime: pts,
       endTime: pts,
       text: text ? String(text.data) : priv ? new TextDecoder().decode(priv.data as ArrayBuffer) : '',
-      description: text?.key === 'TXXX' ? text.info : '',
-      owner: priv?.info ?? '',
+      description,
+      owner: priv?.info ?? description,
     };
     this.emit(PlayerEventType.TEXT_METADATA_CUE, out);
     this.emit(PlayerEventType.METADATA, { type: 'MetaID3', data: frames });
+    if (description === 'segmentmetadata' && out.text) {
+      try {
+        const offset = (JSON.parse(out.text) as { stream_offset?: number }).stream_offset;
+        if (offset !== undefined) this.emit(PlayerEventType.SEGMENT_METADATA, { streamOffset: offset });
+      } catch {
+        // not JSON: only the cue
+      }
+    }
   }
 
   private unbindVideo(): void {
