@@ -39,6 +39,11 @@ type session struct {
 	// writeMu serialises hub writes: ingest frames and PutMetadata come
 	// from different goroutines, and the hub takes one writer at a time.
 	writeMu sync.Mutex
+	// saveSeq numbers session snapshots (under mu); savedSeq is the newest
+	// one stored (under saveMu, which orders the store writes).
+	saveSeq  uint64
+	saveMu   sync.Mutex
+	savedSeq uint64
 	// renditions are what viewers are served, highest first, once the
 	// ladder is known (renditions.go); transcoder makes the encoded ones.
 	renditions  []hls.Variant
@@ -132,13 +137,24 @@ func (s *session) snapshot() ivs.StreamSession {
 
 // save writes the session record in the background. Called with s.mu held.
 func (s *session) save() {
-	sess := s.snapshot()
+	s.saveSeq++
+	seq, sess := s.saveSeq, s.snapshot()
 	s.m.wg.Add(1) // Close waits for pending writes
 	go func() {
 		defer s.m.wg.Done()
+		// Writes run off the caller's lock and may be scheduled in any
+		// order: one that finds a newer snapshot stored already must not
+		// put its older one back.
+		s.saveMu.Lock()
+		defer s.saveMu.Unlock()
+		if seq <= s.savedSeq {
+			return
+		}
 		if err := s.m.cfg.Channels.SaveSession(context.Background(), s.ch.Account, sess); err != nil {
 			s.m.log.Error("saving stream session", "stream_id", sess.StreamID, "err", err)
+			return
 		}
+		s.savedSeq = seq
 	}()
 }
 

@@ -476,9 +476,18 @@ func waitEvent(t *testing.T, c *ivs.Client, arn *string, name string, within tim
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		for _, n := range eventNames(latestSession(t, c, arn)) {
-			if n == name {
-				return
+		// The session record is written just after the stream goes live:
+		// a moment's ResourceNotFound is expected.
+		out, err := c.GetStreamSession(context.Background(), &ivs.GetStreamSessionInput{ChannelArn: arn})
+		var nf *types.ResourceNotFoundException
+		if err != nil && !errors.As(err, &nf) {
+			t.Fatalf("GetStreamSession: %v", err)
+		}
+		if err == nil {
+			for _, n := range eventNames(out.StreamSession) {
+				if n == name {
+					return
+				}
 			}
 		}
 		if time.Now().After(deadline) {

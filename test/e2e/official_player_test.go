@@ -358,6 +358,11 @@ func TestOfficialIVSPlayerPlays(t *testing.T) {
 			enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{size: tc.size, bitrate: "800k", seconds: 600})
 			waitLive(t, c, ch.Channel.Arn, enc)
 			waitEvent(t, c, ch.Channel.Arn, "Stream Start", 15*time.Second)
+			// The official player plays whole segments; loading a playlist
+			// that lists none yet (only LL-HLS parts, right after Stream
+			// Start) it has twice gone to Ended after 2 s under load (see
+			// the issue 6 note), so its page opens once two are listed.
+			waitSegments(t, playbackURL(srv, ch), 2, 15*time.Second)
 			close(live)
 			fail := func(format string, args ...any) {
 				t.Helper()
