@@ -76,11 +76,6 @@ func CaptionsInAccessUnit(nalus [][]byte) []CCTriplet {
 	return out
 }
 
-// IsCaptionSEI reports whether a NAL unit is an SEI that carries A/53 captions.
-func IsCaptionSEI(n []byte) bool {
-	return len(CaptionsInAccessUnit([][]byte{n})) > 0
-}
-
 // forEachSEIMessage walks the sei_message()s of an SEI RBSP, stopping at
 // the trailing bits or at the first malformed message.
 func forEachSEIMessage(rbsp []byte, fn func(typ int, payload []byte)) {
@@ -213,17 +208,4 @@ func WithCaptions(nalus [][]byte, sei []byte) [][]byte {
 	out = append(out, nalus[:at]...)
 	out = append(out, sei)
 	return append(out, nalus[at:]...)
-}
-
-// WithoutCaptions returns the access unit minus NAL units that are caption
-// SEI (so captions can be re-inserted without doubling).
-func WithoutCaptions(nalus [][]byte) [][]byte {
-	out := nalus[:0:0]
-	for _, n := range nalus {
-		if len(n) > 0 && n[0]&0x1f == naluTypeSEI && IsCaptionSEI(n) {
-			continue
-		}
-		out = append(out, n)
-	}
-	return out
 }
