@@ -43,8 +43,11 @@ const captionStreamSeconds = 16
 //   - as RTMP onCaptionInfo messages (one of them the user guide's own
 //     example), sent between the media by an RTMP client.
 //
-// Our player in Chromium, playing the STANDARD channel with SEI captions,
+// Our player in Chromium, playing the BASIC channel with SEI captions,
 // fires TEXT_CUE with each caption's text and lists a captions text track.
+// (It watches the passthrough: under a fully loaded CI machine a
+// transcoded rung's playlist once starved it into a fatal "No Segments
+// found in Playlist" — see the issue 6 note; ffmpeg checks the rungs.)
 func TestCaptionsReachEveryRendition(t *testing.T) {
 	t.Parallel()
 	chromium := chromiumPath(t)
@@ -88,7 +91,7 @@ func TestCaptionsReachEveryRendition(t *testing.T) {
 	// Chromium first (it holds the browser lock; its page waits for the
 	// stream), so the encoders and transcodes run next to no other
 	// test's browser.
-	watched := streams[1].ch // SEI on STANDARD
+	watched := streams[0].ch // SEI on BASIC
 	live := make(chan struct{})
 	arn := aws.ToString(watched.Channel.Arn)
 	snapshot, output := startBrowser(t, srv, chromium, arn[strings.LastIndex(arn, "/")+1:], liveGate(live))
