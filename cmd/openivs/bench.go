@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -52,6 +53,32 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	return run(args[1:], stdout, stderr)
 }
 
+// benchFlags is a bench subcommand's flag set: errors to stderr, and a
+// usage of the subcommand's text followed by its flags.
+func benchFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// defaultChromium is the browser the browser benchmarks start:
+// $OPENIVS_CHROMIUM, else Debian's.
+func defaultChromium() string {
+	if c := os.Getenv("OPENIVS_CHROMIUM"); c != "" {
+		return c
+	}
+	return "/usr/bin/chromium"
+}
+
+// benchContext ends when the benchmark is interrupted (SIGINT, SIGTERM).
+func benchContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
 // benchIngestCmd runs `openivs bench ingest`.
 func benchIngestCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("openivs bench ingest", flag.ContinueOnError)
@@ -93,7 +120,7 @@ func benchIngestCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Progress = stderr
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := benchContext()
 	defer stop()
 	res, err := bench.RunIngest(ctx, opts)
 	if err != nil {

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/openivs/openivs/internal/bench"
 )
@@ -36,23 +32,14 @@ Flags:
 
 // benchLatencyCmd runs `openivs bench latency`.
 func benchLatencyCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("openivs bench latency", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), benchLatencyUsage)
-		fs.PrintDefaults()
-	}
-	defaultChromium := os.Getenv("OPENIVS_CHROMIUM")
-	if defaultChromium == "" {
-		defaultChromium = "/usr/bin/chromium"
-	}
+	fs := benchFlags("openivs bench latency", benchLatencyUsage, stderr)
 	var opts bench.LatencyOptions
 	var lowLatency, asJSON bool
 	fs.StringVar(&opts.URL, "url", "", "playback URL to measure (required)")
 	fs.DurationVar(&opts.Duration, "duration", 30e9, "measurement window")
 	fs.DurationVar(&opts.Warmup, "warmup", 5e9, "wait after the first PLAYING before measuring")
 	fs.DurationVar(&opts.StartTimeout, "start-timeout", 30e9, "give up when not PLAYING this long after starting Chromium")
-	fs.StringVar(&opts.Chromium, "chromium", defaultChromium, "Chromium binary (env OPENIVS_CHROMIUM)")
+	fs.StringVar(&opts.Chromium, "chromium", defaultChromium(), "Chromium binary (env OPENIVS_CHROMIUM)")
 	fs.BoolVar(&lowLatency, "low-latency", true, "player.setLiveLowLatencyEnabled: play LL-HLS parts (false: play at HOLD-BACK)")
 	fs.StringVar(&opts.Quality, "quality", "", "pin the player to the rendition of this `NAME` (e.g. 480p30) instead of ABR")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "accept any TLS certificate (self-signed https playback URLs)")
@@ -82,7 +69,7 @@ func benchLatencyCmd(args []string, stdout, stderr io.Writer) int {
 	opts.NormalLatency = !lowLatency
 	opts.Progress = stderr
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := benchContext()
 	defer stop()
 	res, err := bench.RunLatency(ctx, opts)
 	if err != nil {

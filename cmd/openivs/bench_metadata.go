@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
@@ -39,16 +37,7 @@ Flags:
 
 // benchMetadataCmd runs `openivs bench metadata`.
 func benchMetadataCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("openivs bench metadata", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), benchMetadataUsage)
-		fs.PrintDefaults()
-	}
-	defaultChromium := os.Getenv("OPENIVS_CHROMIUM")
-	if defaultChromium == "" {
-		defaultChromium = "/usr/bin/chromium"
-	}
+	fs := benchFlags("openivs bench metadata", benchMetadataUsage, stderr)
 	region := os.Getenv("AWS_REGION")
 	if region == "" {
 		region = "us-west-2"
@@ -64,7 +53,7 @@ func benchMetadataCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.Interval, "interval", 250e6, "time between calls")
 	fs.DurationVar(&opts.Player.Warmup, "warmup", 5e9, "wait after the first PLAYING before the first call")
 	fs.DurationVar(&opts.Player.StartTimeout, "start-timeout", 30e9, "give up when not PLAYING this long after starting Chromium")
-	fs.StringVar(&opts.Player.Chromium, "chromium", defaultChromium, "Chromium binary (env OPENIVS_CHROMIUM)")
+	fs.StringVar(&opts.Player.Chromium, "chromium", defaultChromium(), "Chromium binary (env OPENIVS_CHROMIUM)")
 	fs.StringVar(&opts.Player.Quality, "quality", "", "pin the player to the rendition of this `NAME` instead of ABR")
 	fs.BoolVar(&opts.Player.Insecure, "insecure", false, "accept any TLS certificate (self-signed https URLs)")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON instead of text")
@@ -108,7 +97,7 @@ func benchMetadataCmd(args []string, stdout, stderr io.Writer) int {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := benchContext()
 	defer stop()
 	res, err := bench.RunMetadata(ctx, opts)
 	if err != nil {

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os/signal"
-	"syscall"
 
 	"github.com/openivs/openivs/internal/bench"
 )
@@ -29,12 +26,7 @@ Flags:
 
 // benchTranscodeCmd runs `openivs bench transcode`.
 func benchTranscodeCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("openivs bench transcode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), benchTranscodeUsage)
-		fs.PrintDefaults()
-	}
+	fs := benchFlags("openivs bench transcode", benchTranscodeUsage, stderr)
 	var opts bench.TranscodeOptions
 	var bitrate string
 	var asJSON bool
@@ -60,7 +52,7 @@ func benchTranscodeCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Recording.Bitrate = bps
 	opts.Progress = stderr
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := benchContext()
 	defer stop()
 	res, err := bench.RunTranscode(ctx, opts)
 	if err != nil {

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/openivs/openivs/internal/bench"
 )
@@ -92,7 +89,7 @@ Flags:
 		debug.SetGCPercent(400)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := benchContext()
 	defer stop()
 	res, err := bench.RunViewers(ctx, opts)
 	if err != nil {
