@@ -285,7 +285,7 @@ func (s *pgStore) Insert(ctx context.Context, r *Resource, q Quota) error {
 				return fmt.Errorf("store: insert %s: refs: %w", r.ARN, err)
 			}
 		}
-		return nil
+		return appendEventsPG(ctx, tx, r.Events)
 	})
 	if err != nil {
 		return err
@@ -365,6 +365,9 @@ func (s *pgStore) Update(ctx context.Context, arn string, fn func(r *Resource) e
 			if _, err := tx.Exec(ctx, `INSERT INTO resource_refs (arn, ref_arn) SELECT $1, unnest($2::text[])`, arn, added); err != nil {
 				return fmt.Errorf("store: update %s: add refs: %w", arn, err)
 			}
+		}
+		if err := appendEventsPG(ctx, tx, next.Events); err != nil {
+			return err
 		}
 		out = next
 		return nil

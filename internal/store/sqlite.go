@@ -386,7 +386,7 @@ func (s *sqliteStore) Insert(ctx context.Context, r *Resource, q Quota) error {
 				return fmt.Errorf("store: insert %s: ref %s: %w", r.ARN, ref, err)
 			}
 		}
-		return nil
+		return s.appendEvents(ctx, tx, r.Events)
 	})
 	if err != nil {
 		return err
@@ -466,6 +466,9 @@ func (s *sqliteStore) Update(ctx context.Context, arn string, fn func(r *Resourc
 				return fmt.Errorf("store: update %s: add ref %s: %w", arn, ref, err)
 			}
 		}
+		if err := s.appendEvents(ctx, tx, next.Events); err != nil {
+			return err
+		}
 		out = next
 		return nil
 	})
@@ -494,6 +497,7 @@ func applyUpdate(ctx context.Context, cur *Resource, fn func(r *Resource) error)
 	next.Unique = work.Unique
 	next.Tags = clone(work).Tags
 	next.Doc = clone(work).Doc
+	next.Events = work.Events
 	if len(next.Doc) == 0 {
 		next.Doc = nil
 	}

@@ -34,6 +34,10 @@ type Resource struct {
 	Unique string
 	Tags   map[string]string
 	Doc    []byte // the owning service's JSON document
+	// Events set by Insert's caller or Update's function are appended to
+	// the event outbox in the same transaction as the write. They are not
+	// read back.
+	Events []OutboxEvent
 
 	Seq       int64 // insertion order, assigned by Insert; increases monotonically
 	CreatedAt time.Time
@@ -86,6 +90,7 @@ type Store interface {
 	Delete(ctx context.Context, arn string) error
 	// List returns matching resources ordered by Seq (see Query.Descending).
 	List(ctx context.Context, q Query) ([]*Resource, error)
+	Outbox
 	Close() error
 }
 

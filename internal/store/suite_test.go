@@ -49,6 +49,11 @@ func runSuite(t *testing.T, fresh func(t *testing.T) location) {
 		{"ConcurrentQuota", testConcurrentQuota},
 		{"ConcurrentParentDelete", testConcurrentParentDelete},
 		{"ConcurrentRefDelete", testConcurrentRefDelete},
+		{"OutboxWithWrites", testOutboxWithWrites},
+		{"OutboxSettle", testOutboxSettle},
+		{"OutboxSkipAndCompact", testOutboxSkipAndCompact},
+		{"OutboxPrune", testOutboxPrune},
+		{"SinkLease", testSinkLease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
