@@ -30,6 +30,7 @@ import (
 	"github.com/openivs/openivs/internal/ingest/rtmp"
 	"github.com/openivs/openivs/internal/ivs"
 	"github.com/openivs/openivs/internal/live"
+	"github.com/openivs/openivs/internal/metrics"
 	"github.com/openivs/openivs/internal/playback"
 	"github.com/openivs/openivs/internal/store"
 	"github.com/openivs/openivs/internal/transcode"
@@ -48,6 +49,16 @@ type App struct {
 	live  *live.Manager
 	// viewers counts viewer sessions for GetStream.viewerCount.
 	viewers *playback.Viewers
+	// metrics is the Prometheus registry (GET /metrics; metrics.go).
+	metrics *metrics.Registry
+	// callHooks see every finished API call (see onCall); set before Start.
+	callHooks []func(awsapi.CallRecord)
+	// audit is the audit log of API calls (see audit.go).
+	audit auditLog
+	// outbox delivers events to the sinks (events.go); outboxStop ends it.
+	outbox     *events.Outbox
+	outboxStop func()
+	natsSink   *events.NATS
 
 	// Bound by Start.
 	httpLn  net.Listener
@@ -89,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		return nil, fmt.Errorf("removing stale ports.json: %w", err)
 	}
 	a := &App{cfg: cfg, log: logger}
+	a.initMetrics()
 
 	creds, err := resolveCredentials(cfg.DataDir, cfg.AccessKeyID, cfg.SecretAccessKey)
 	if err != nil {
@@ -111,6 +123,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	}
 	a.store = st
 
+	if err := a.openAudit(); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+
 	a.api = awsapi.NewServer(awsapi.Options{
 		Region:            cfg.Region,
 		Credentials:       &credentialStore{root: creds, account: cfg.AccountID},
@@ -118,6 +135,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		TokenSecret:       paginationKey(creds.SecretAccessKey),
 		DisableRateLimits: cfg.DisableRateLimits,
 		Logger:            logger,
+		OnCall:            a.onCall,
 	})
 	return a, nil
 }
@@ -186,19 +204,28 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	// Events: delivered from the store's outbox; those of the previous
+	// run that were not delivered yet go out now too.
+	if a.outbox, err = a.buildOutbox(); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	a.runOutbox()
+
 	// Ingest: the live manager admits encoders for the control plane; the
 	// front-ends take over the sockets bound above.
 	a.live = live.NewManager(live.Config{
-		Channels: svc, Events: events.LogPublisher{Logger: a.log}, Region: a.cfg.Region, Logger: a.log,
+		Channels: svc, Events: a.outbox, EventsStored: a.outbox.Wake, Region: a.cfg.Region, Logger: a.log,
 		IdleTimeout: a.cfg.StreamIdleTimeout,
 		Transcode: &live.TranscodeConfig{
 			Capacity: transcode.NewCapacity(transcodeCapacity(a.cfg.MaxTranscodes)),
 			FFmpeg:   a.cfg.FFmpeg,
 		},
+		Ingest: ingestMetrics{a.metrics},
 	})
 	svc.SetStreamControl(a.live)
 	a.viewers = playback.NewViewers()
 	svc.SetViewerCounter(a.viewers)
+	a.startMetrics(bgCtx)
 	a.publisher.m.Store(a.live)
 	rtmpSrv := rtmp.NewServer(rtmp.Config{Publisher: &a.publisher, Logger: a.log})
 	handler := a.handler()
@@ -288,6 +315,8 @@ func (a *App) rateLimits() map[string]float64 {
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	mux.Handle("GET /v1/sessions/{streamId}/metrics", a.metrics.History())
 	mux.Handle(playback.Prefix, &playback.Handler{Region: a.cfg.Region, Streams: a.live, Viewers: a.viewers})
 	player := webui.Handler(func(channelID string) string {
 		u, _ := a.ivs.ChannelPlaybackURL(context.Background(), a.cfg.AccountID, channelID)
@@ -392,6 +421,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.live != nil {
 			a.live.Close() // ends live streams while the store is still open
 		}
+		a.stopOutbox(outboxGrace)
+		// After the HTTP servers: no API call is left to record.
+		if err := a.closeAudit(ctx); err != nil {
+			errs = append(errs, err)
+		}
 		if a.ports != nil {
 			_ = os.Remove(filepath.Join(a.cfg.DataDir, portsFile))
 		}
@@ -404,6 +438,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	})
 	return a.shutdownErr
 }
+
+// outboxGrace bounds how long Shutdown waits for the last events to go out.
+const outboxGrace = 2 * time.Second
 
 // drainGrace bounds how long Shutdown waits for HTTP connections to finish.
 const drainGrace = time.Second

@@ -73,6 +73,18 @@ type CallRecord struct {
 	Status      int
 	ErrorCode   string
 	Duration    time.Duration
+
+	// API is the endpoint prefix of the service model that served the call
+	// ("ivs", "ivschat", "ivsrealtime"): IVS Real-Time signs as "ivs" too.
+	API string
+	// ErrorMessage is the exception's message when ErrorCode is set.
+	ErrorMessage string
+	// Input is the validated input document (nil when the call failed
+	// before validation); Output is the JSON response body of a successful
+	// call (nil for 204 answers). Both may hold secrets: redact before
+	// storing them.
+	Input  json.RawMessage
+	Output []byte
 }
 
 // Server serves every mounted service on one http.Handler.
@@ -208,14 +220,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := newRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	rec := CallRecord{RequestID: reqID, Time: start, SourceIP: r.RemoteAddr, UserAgent: r.UserAgent()}
-	status, code := s.serve(w, r, reqID, &rec)
-	rec.Status, rec.ErrorCode, rec.Duration = status, code, s.opts.Now().Sub(start)
+	status, aerr := s.serve(w, r, reqID, &rec)
+	rec.Status, rec.Duration = status, s.opts.Now().Sub(start)
+	if aerr != nil {
+		rec.ErrorCode, rec.ErrorMessage = aerr.Code, aerr.Message
+	}
 	if s.opts.OnCall != nil && rec.Account != "" {
 		s.opts.OnCall(rec)
 	}
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec *CallRecord) (int, string) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec *CallRecord) (int, *Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -235,7 +250,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec
 	if aerr != nil {
 		return s.writeError(w, nil, aerr)
 	}
-	rec.Service, rec.Operation = principal.Service, op.Name
+	rec.Service, rec.Operation, rec.API = principal.Service, op.Name, svc.Model.Metadata.EndpointPfx
 	handler := svc.Operations[op.Name]
 
 	if tps, ok := svc.RateLimits[op.Name]; ok && !s.opts.DisableRateLimits {
@@ -249,6 +264,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec
 	if aerr != nil {
 		return s.writeError(w, svc.Model, aerr)
 	}
+	rec.Input = input
 	call := &Call{
 		Operation: op.Name, Account: principal.Account, AccessKeyID: principal.AccessKeyID,
 		RequestID: reqID, Region: s.opts.Region, Input: input, server: s,
@@ -269,7 +285,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec
 	}
 	if status == http.StatusNoContent {
 		w.WriteHeader(status)
-		return status, ""
+		return status, nil
 	}
 	if out == nil {
 		out = struct{}{}
@@ -279,10 +295,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec
 		s.opts.Logger.Error("encoding response", "op", op.Name, "err", err)
 		return s.writeError(w, svc.Model, Errorf(CodeInternal, "Internal server error (request %s).", reqID))
 	}
+	rec.Output = buf
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf)
-	return status, ""
+	return status, nil
 }
 
 // route finds the service and operation for the request. Services are
@@ -321,8 +338,8 @@ func (s *Server) route(r *http.Request, signingName string) (*Service, *Operatio
 
 // writeError writes e in the AWS REST-JSON error shape: the code in
 // x-amzn-ErrorType, a JSON body with "message" and the exception's own
-// members, and the status from the model.
-func (s *Server) writeError(w http.ResponseWriter, m *Model, e *Error) (int, string) {
+// members, and the status from the model. It returns the status and e.
+func (s *Server) writeError(w http.ResponseWriter, m *Model, e *Error) (int, *Error) {
 	status := e.Status
 	body := map[string]any{"message": e.Message}
 	if m != nil {
@@ -350,7 +367,7 @@ func (s *Server) writeError(w http.ResponseWriter, m *Model, e *Error) (int, str
 	w.Header().Set("x-amzn-ErrorType", e.Code)
 	w.WriteHeader(status)
 	_, _ = w.Write(buf)
-	return status, e.Code
+	return status, e
 }
 
 // unescapePathParam decodes one URI label value.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -28,6 +29,19 @@ type Config struct {
 	PublicHost string // --public-host: host in ingestEndpoint / playbackUrl
 
 	EventWebhooks []string // --event-webhook, repeatable
+	// EventSinks are the webhooks of the config file's `event-sinks:` list,
+	// each with its own secret and optional event pattern.
+	EventSinks []EventSink
+	// EventWebhookSecret signs deliveries to the --event-webhook URLs; from
+	// OPENIVS_EVENT_WEBHOOK_SECRET only (never a flag). Empty: generated
+	// into DATA_DIR/event-webhook-secret.
+	EventWebhookSecret string
+	// EventRetryMaxAge is how long an undeliverable event is retried before
+	// it is dead-lettered (--event-retry-max-age, 24 h).
+	EventRetryMaxAge time.Duration
+	// EventRetryMaxBackoff caps the exponential backoff between delivery
+	// attempts (--event-retry-max-backoff, 1 min).
+	EventRetryMaxBackoff time.Duration
 
 	ConfigFile string // --config: the YAML file these settings were read from
 	TLSCert    string // --tls-cert: PEM certificate for RTMPS/HTTPS
@@ -54,6 +68,24 @@ type Config struct {
 	// FFmpeg is the ffmpeg binary transcoding runs (--ffmpeg; "ffmpeg" on PATH).
 	FFmpeg string
 
+	// AuditDir receives the audit log of API calls (--audit-dir); empty is
+	// DATA_DIR/audit, AuditOff turns the audit log off.
+	AuditDir string
+	// AuditMaxFileBytes rotates an audit file before it grows past this
+	// (--audit-max-file-bytes; files also rotate every hour).
+	AuditMaxFileBytes int64
+	// AuditS3Bucket, when set, receives every closed audit file (gzipped,
+	// then deleted locally) in the S3 store below (--audit-s3-bucket).
+	AuditS3Bucket string
+
+	// The S3-compatible object store (--s3-endpoint, empty: AWS S3;
+	// --s3-region, empty: --region; --s3-access-key-id,
+	// --s3-secret-access-key). Buckets are addressed path-style.
+	S3Endpoint        string
+	S3Region          string
+	S3AccessKeyID     string
+	S3SecretAccessKey string
+
 	// Root API credentials, from OPENIVS_ACCESS_KEY_ID /
 	// OPENIVS_SECRET_ACCESS_KEY only (never a flag: command lines leak).
 	// Empty means the app reads or generates DATA_DIR/credentials.
@@ -66,11 +98,24 @@ type Config struct {
 	RateLimits map[string]float64
 }
 
-// Environment variables for the root credentials.
+// Environment variables for the root credentials and the webhook secret.
 const (
-	EnvAccessKeyID     = "OPENIVS_ACCESS_KEY_ID"
-	EnvSecretAccessKey = "OPENIVS_SECRET_ACCESS_KEY"
+	EnvAccessKeyID        = "OPENIVS_ACCESS_KEY_ID"
+	EnvSecretAccessKey    = "OPENIVS_SECRET_ACCESS_KEY"
+	EnvEventWebhookSecret = "OPENIVS_EVENT_WEBHOOK_SECRET"
 )
+
+// EventSink is one webhook of the config file's event-sinks: list.
+type EventSink struct {
+	// Name identifies the sink's delivery progress across restarts
+	// (default: "webhook:" + URL).
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Secret keys the HMAC-SHA256 signature of each request body.
+	Secret string `yaml:"secret"`
+	// Pattern is an EventBridge event pattern (a mapping); nil: every event.
+	Pattern any `yaml:"pattern"`
+}
 
 // QuotaNames are the keys accepted under `quotas:`.
 var QuotaNames = []string{
@@ -87,27 +132,45 @@ var QuotaNames = []string{
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		DataDir:           "./data",
-		HTTPAddr:          "127.0.0.1:8080",
-		RTMPAddr:          "127.0.0.1:1935",
-		RTMPSAddr:         "127.0.0.1:1936",
-		SRTAddr:           "127.0.0.1:9000",
-		Region:            "us-west-2",
-		AccountID:         "123456789012",
-		PublicHost:        "localhost",
-		Store:             "sqlite",
-		LogLevel:          "info",
-		LogFormat:         "text",
-		MaxBodyBytes:      1 << 20,
-		StreamIdleTimeout: 30 * time.Second,
-		FFmpeg:            "ffmpeg",
+		DataDir:              "./data",
+		HTTPAddr:             "127.0.0.1:8080",
+		RTMPAddr:             "127.0.0.1:1935",
+		RTMPSAddr:            "127.0.0.1:1936",
+		SRTAddr:              "127.0.0.1:9000",
+		Region:               "us-west-2",
+		AccountID:            "123456789012",
+		PublicHost:           "localhost",
+		Store:                "sqlite",
+		LogLevel:             "info",
+		LogFormat:            "text",
+		MaxBodyBytes:         1 << 20,
+		StreamIdleTimeout:    30 * time.Second,
+		EventRetryMaxAge:     24 * time.Hour,
+		EventRetryMaxBackoff: time.Minute,
+		FFmpeg:               "ffmpeg",
+		AuditMaxFileBytes:    64 << 20,
 	}
+}
+
+// AuditOff as --audit-dir turns the audit log off.
+const AuditOff = "off"
+
+// AuditPath is the directory of the audit log, or "" when it is off.
+func (c *Config) AuditPath() string {
+	switch c.AuditDir {
+	case AuditOff:
+		return ""
+	case "":
+		return filepath.Join(c.DataDir, "audit")
+	}
+	return c.AuditDir
 }
 
 var (
 	regionPattern    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
 	hostPattern      = regexp.MustCompile(`^[A-Za-z0-9.\-_:%]+$`) // IPv6 without brackets
+	bucketPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$`)
 )
 
 // Validate reports every invalid setting, one per line.
@@ -144,6 +207,21 @@ func (c *Config) Validate() error {
 	} else if strings.Count(c.PublicHost, ":") == 1 {
 		errs = append(errs, fmt.Errorf("--public-host %q: must not include a port", c.PublicHost))
 	}
+	for i, sink := range c.EventSinks {
+		u, err := url.Parse(sink.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("event-sinks[%d].url %q: must be an http:// or https:// URL", i, sink.URL))
+		}
+		if sink.Secret == "" {
+			errs = append(errs, fmt.Errorf("event-sinks[%d].secret: required (it signs every request)", i))
+		}
+	}
+	if c.EventRetryMaxAge <= 0 {
+		errs = append(errs, fmt.Errorf("--event-retry-max-age %s: must be positive", c.EventRetryMaxAge))
+	}
+	if c.EventRetryMaxBackoff <= 0 {
+		errs = append(errs, fmt.Errorf("--event-retry-max-backoff %s: must be positive", c.EventRetryMaxBackoff))
+	}
 	for _, w := range c.EventWebhooks {
 		u, err := url.Parse(w)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -168,6 +246,31 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be positive", c.MaxBodyBytes))
+	}
+	if c.AuditMaxFileBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--audit-max-file-bytes %d: must be positive", c.AuditMaxFileBytes))
+	}
+	if c.S3Endpoint != "" {
+		if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--s3-endpoint %q: must be an http:// or https:// URL", c.S3Endpoint))
+		}
+	}
+	if c.S3Region != "" && !regionPattern.MatchString(c.S3Region) {
+		errs = append(errs, fmt.Errorf("--s3-region %q: not a region name (like us-east-1)", c.S3Region))
+	}
+	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
+		errs = append(errs, errors.New("--s3-access-key-id and --s3-secret-access-key must be given together"))
+	}
+	if c.AuditS3Bucket != "" {
+		if !bucketPattern.MatchString(c.AuditS3Bucket) {
+			errs = append(errs, fmt.Errorf("--audit-s3-bucket %q: not an S3 bucket name", c.AuditS3Bucket))
+		}
+		if c.AuditPath() == "" {
+			errs = append(errs, errors.New("--audit-s3-bucket: the audit log is off (--audit-dir off)"))
+		}
+		if c.S3AccessKeyID == "" {
+			errs = append(errs, errors.New("--audit-s3-bucket: needs --s3-access-key-id and --s3-secret-access-key"))
+		}
 	}
 	if c.NATSURL != "" {
 		for _, one := range strings.Split(c.NATSURL, ",") {

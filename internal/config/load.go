@@ -41,6 +41,21 @@ func EnvName(flagName string) string {
 	return "OPENIVS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+func duration(name, usage string, field func(c *Config) *time.Duration) setting {
+	return setting{
+		name: name, kind: kindString, usage: usage,
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil || d <= 0 {
+				return fmt.Errorf("not a positive duration: %q", v)
+			}
+			*field(c) = d
+			return nil
+		},
+		def: func(c *Config) string { return field(c).String() },
+	}
+}
+
 func str(name, usage string, field func(c *Config) *string) setting {
 	return setting{
 		name: name, kind: kindString, usage: usage,
@@ -50,7 +65,7 @@ func str(name, usage string, field func(c *Config) *string) setting {
 }
 
 var settings = []setting{
-	str("config", "YAML `FILE` with the same settings (keys are the flag names, plus quotas: and rate-limits:)",
+	str("config", "YAML `FILE` with the same settings (keys are the flag names, plus quotas:, rate-limits: and event-sinks:)",
 		func(c *Config) *string { return &c.ConfigFile }),
 	str("data-dir", "`DIR` for state (SQLite), generated TLS cert, credentials and local recordings",
 		func(c *Config) *string { return &c.DataDir }),
@@ -82,6 +97,10 @@ var settings = []setting{
 		},
 		def: func(c *Config) string { return strings.Join(c.EventWebhooks, ",") },
 	},
+	duration("event-retry-max-age", "`DURATION` an undeliverable event is retried before it is dead-lettered",
+		func(c *Config) *time.Duration { return &c.EventRetryMaxAge }),
+	duration("event-retry-max-backoff", "longest wait between delivery attempts of an event, `DURATION`",
+		func(c *Config) *time.Duration { return &c.EventRetryMaxBackoff }),
 	str("tls-cert", "PEM certificate `FILE` for RTMPS/HTTPS (default: self-signed, generated in DATA_DIR/tls)",
 		func(c *Config) *string { return &c.TLSCert }),
 	str("tls-key", "PEM private key `FILE` matching --tls-cert",
@@ -144,6 +163,39 @@ var settings = []setting{
 		func(c *Config) *string { return &c.FFmpeg }),
 	str("nats-url", "NATS server `URL` for events and fan-out across nodes (empty: none)",
 		func(c *Config) *string { return &c.NATSURL }),
+	{
+		name: "audit-dir", kind: kindString,
+		usage: "`DIR` the audit log of API calls is written to (CloudTrail-shaped JSON lines); \"off\" turns it off",
+		set:   func(c *Config, v string) error { c.AuditDir = strings.TrimSpace(v); return nil },
+		def: func(c *Config) string {
+			if c.AuditDir == "" {
+				return "DATA_DIR/audit"
+			}
+			return c.AuditDir
+		},
+	},
+	{
+		name: "audit-max-file-bytes", kind: kindInt, usage: "start a new audit log file before one grows past `BYTES` (files also rotate hourly)",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("not a positive integer: %q", v)
+			}
+			c.AuditMaxFileBytes = n
+			return nil
+		},
+		def: func(c *Config) string { return strconv.FormatInt(c.AuditMaxFileBytes, 10) },
+	},
+	str("audit-s3-bucket", "S3 `BUCKET` that closed audit log files are delivered to (gzipped, then deleted locally; empty: none)",
+		func(c *Config) *string { return &c.AuditS3Bucket }),
+	str("s3-endpoint", "`URL` of the S3-compatible object store (empty: AWS S3); buckets are addressed path-style",
+		func(c *Config) *string { return &c.S3Endpoint }),
+	str("s3-region", "`REGION` of the object store (empty: --region)",
+		func(c *Config) *string { return &c.S3Region }),
+	str("s3-access-key-id", "access key `ID` for the object store",
+		func(c *Config) *string { return &c.S3AccessKeyID }),
+	str("s3-secret-access-key", "secret access `KEY` for the object store (prefer the environment or the config file: command lines are visible to other users)",
+		func(c *Config) *string { return &c.S3SecretAccessKey }),
 }
 
 func lookupSetting(name string) (setting, bool) {
@@ -247,6 +299,7 @@ func Load(args []string, lookupEnv func(string) (string, bool)) (Config, error) 
 	}
 	cfg.AccessKeyID, _ = env(EnvAccessKeyID)
 	cfg.SecretAccessKey, _ = env(EnvSecretAccessKey)
+	cfg.EventWebhookSecret, _ = env(EnvEventWebhookSecret)
 
 	// The flags; a repeatable flag replaces what file and env gave.
 	resetLists := true
@@ -315,6 +368,13 @@ func (c *Config) applyYAML(raw []byte) error {
 				return err
 			}
 			continue
+		case "event-sinks":
+			sinks, err := decodeEventSinks(val)
+			if err != nil {
+				return err
+			}
+			c.EventSinks = sinks
+			continue
 		case "config":
 			return fmt.Errorf("line %d: config: a config file cannot name another config file", key.Line)
 		}
@@ -343,6 +403,34 @@ func (c *Config) applyYAML(raw []byte) error {
 		}
 	}
 	return nil
+}
+
+// decodeEventSinks reads the event-sinks: list, refusing unknown keys (a
+// misspelt "patern" would otherwise silently deliver everything).
+func decodeEventSinks(node *yaml.Node) ([]EventSink, error) {
+	bad := fmt.Errorf("line %d: event-sinks: want a list of {url, secret, name, pattern}", node.Line)
+	if node.Kind != yaml.SequenceNode {
+		return nil, bad
+	}
+	var sinks []EventSink
+	for _, item := range node.Content {
+		if item.Kind != yaml.MappingNode {
+			return nil, bad
+		}
+		for i := 0; i < len(item.Content); i += 2 {
+			switch k := item.Content[i]; k.Value {
+			case "url", "secret", "name", "pattern":
+			default:
+				return nil, fmt.Errorf("line %d: event-sinks: unknown key %q (known: url, secret, name, pattern)", k.Line, k.Value)
+			}
+		}
+		var sink EventSink
+		if err := item.Decode(&sink); err != nil {
+			return nil, fmt.Errorf("line %d: event-sinks: %w", item.Line, err)
+		}
+		sinks = append(sinks, sink)
+	}
+	return sinks, nil
 }
 
 // decodeMap merges a YAML mapping of name → number into *dst.
@@ -374,7 +462,7 @@ func knownKeys() string {
 			names = append(names, s.name)
 		}
 	}
-	return strings.Join(append(names, "quotas", "rate-limits"), ", ")
+	return strings.Join(append(names, "quotas", "rate-limits", "event-sinks"), ", ")
 }
 
 // Usage writes the help for `openivs serve`: every flag with its default

@@ -113,10 +113,7 @@ func TestNATSSink(t *testing.T) {
 	started := time.Now().Add(-time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	sink, err := NewNATS(ctx, url, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := NewNATS(url, quiet)
 	defer sink.Close()
 	nc, err := nats.Connect(url)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -98,28 +99,41 @@ func NATSSubject(detailType string) string {
 
 // NATS publishes each event to JetStream and waits for its acknowledgement;
 // the event id is the message id, so JetStream drops redeliveries within
-// its duplicate window.
+// its duplicate window. It connects on first use and again after a
+// failure, so a NATS server that is down only delays events.
 type NATS struct {
+	url string
+	log *slog.Logger
+
+	mu sync.Mutex
 	nc *nats.Conn
 	js jetstream.JetStream
 }
 
-// NewNATS connects and makes sure a JetStream stream keeps the event
-// subjects.
-func NewNATS(ctx context.Context, url string, logger *slog.Logger) (*NATS, error) {
-	nc, err := nats.Connect(url, nats.Name("openivs events"), nats.MaxReconnects(-1),
+// NewNATS returns a NATS sink for url; nothing is dialled yet.
+func NewNATS(url string, logger *slog.Logger) *NATS {
+	return &NATS{url: url, log: logger}
+}
+
+// connect dials and makes sure a JetStream stream keeps the event
+// subjects. Called with n.mu held.
+func (n *NATS) connect(ctx context.Context) error {
+	if n.nc != nil && !n.nc.IsClosed() {
+		return nil
+	}
+	nc, err := nats.Connect(n.url, nats.Name("openivs events"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				logger.Warn("NATS disconnected", "err", err)
+				n.log.Warn("NATS disconnected", "err", err)
 			}
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("events: NATS %s: %w", redactURL(url), err)
+		return fmt.Errorf("NATS %s: %w", redactURL(n.url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("events: JetStream: %w", err)
+		return fmt.Errorf("JetStream: %w", err)
 	}
 	if _, err := js.StreamNameBySubject(ctx, NATSSubjectPrefix+"x"); errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, jetstream.StreamConfig{
@@ -128,13 +142,14 @@ func NewNATS(ctx context.Context, url string, logger *slog.Logger) (*NATS, error
 		})
 		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			nc.Close()
-			return nil, fmt.Errorf("events: creating JetStream stream %s: %w", NATSStream, err)
+			return fmt.Errorf("creating JetStream stream %s: %w", NATSStream, err)
 		}
 	} else if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("events: JetStream on %s: %w", redactURL(url), err)
+		return fmt.Errorf("JetStream on %s: %w", redactURL(n.url), err)
 	}
-	return &NATS{nc: nc, js: js}, nil
+	n.nc, n.js = nc, js
+	return nil
 }
 
 // redactURL drops credentials from a URL for messages.
@@ -154,12 +169,25 @@ func (n *NATS) Name() string { return "nats" }
 func (n *NATS) Deliver(ctx context.Context, e *Event, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := n.js.Publish(ctx, NATSSubject(e.DetailType), body, jetstream.WithMsgID(e.ID))
+	n.mu.Lock()
+	err := n.connect(ctx)
+	js := n.js
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = js.Publish(ctx, NATSSubject(e.DetailType), body, jetstream.WithMsgID(e.ID))
 	return err
 }
 
 // Close disconnects.
-func (n *NATS) Close() { n.nc.Close() }
+func (n *NATS) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nc != nil {
+		n.nc.Close()
+	}
+}
 
 // LogSink writes each event to the structured log.
 type LogSink struct{ Logger *slog.Logger }
@@ -169,7 +197,7 @@ func (LogSink) Name() string { return "log" }
 
 // Deliver implements Sink.
 func (l LogSink) Deliver(ctx context.Context, e *Event, _ []byte) error {
-	l.Logger.InfoContext(ctx, "event", "detail-type", e.DetailType, "id", e.ID, "time", e.Time,
+	l.Logger.InfoContext(ctx, "event", "detail-type", e.DetailType, "id", e.ID, "event_time", e.Time,
 		"resources", e.Resources, "detail", e.Detail)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/openivs/openivs/internal/events"
 	"github.com/openivs/openivs/internal/store"
 )
 
@@ -68,10 +69,15 @@ func (s *Service) streamARN(ch *IngestChannel) string { return s.arn(ch.Account,
 
 // BeginStream records a channel going live: its stream record (one per
 // channel; counted against the concurrent-streams quota in the same
-// transaction) and its new session.
-func (s *Service) BeginStream(ctx context.Context, ch *IngestChannel, st Stream, sess StreamSession) error {
+// transaction) and its new session, with evs (Session Created) in the
+// session's transaction.
+func (s *Service) BeginStream(ctx context.Context, ch *IngestChannel, st Stream, sess StreamSession, evs []events.Event) error {
+	recs, err := events.Records(evs)
+	if err != nil {
+		return err
+	}
 	doc, _ := json.Marshal(st)
-	err := s.store.Insert(ctx, &store.Resource{
+	err = s.store.Insert(ctx, &store.Resource{
 		ARN: s.streamARN(ch), Kind: KindStream, Account: ch.Account, Parent: ch.ARN, Doc: doc,
 	}, store.Quota{Max: s.cfg.Quotas.ConcurrentStreams})
 	switch {
@@ -85,6 +91,7 @@ func (s *Service) BeginStream(ctx context.Context, ch *IngestChannel, st Stream,
 	sdoc, _ := json.Marshal(sess)
 	err = s.store.Insert(ctx, &store.Resource{
 		ARN: s.sessionARN(ch.Account, sess.StreamID), Kind: KindStreamSession, Account: ch.Account, Parent: ch.ARN, Doc: sdoc,
+		Events: recs,
 	}, store.Quota{})
 	if err != nil {
 		_ = s.store.Delete(context.WithoutCancel(ctx), s.streamARN(ch))
@@ -102,30 +109,37 @@ func (s *Service) SaveStream(ctx context.Context, ch *IngestChannel, st Stream) 
 	return err
 }
 
-// SaveSession rewrites a stream session (events, ingest configuration).
-func (s *Service) SaveSession(ctx context.Context, account string, sess StreamSession) error {
-	_, err := s.store.Update(ctx, s.sessionARN(account, sess.StreamID), func(r *store.Resource) error {
+// SaveSession rewrites a stream session (events, ingest configuration) and
+// appends evs, the events the session recorded since its last save, to the
+// event outbox in the same transaction.
+func (s *Service) SaveSession(ctx context.Context, account string, sess StreamSession, evs []events.Event) error {
+	recs, err := events.Records(evs)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.Update(ctx, s.sessionARN(account, sess.StreamID), func(r *store.Resource) error {
 		r.Doc, _ = json.Marshal(sess)
+		r.Events = recs
 		return nil
 	})
 	return err
 }
 
-// EndStream removes the live stream record and saves the finished session.
-func (s *Service) EndStream(ctx context.Context, ch *IngestChannel, sess StreamSession) error {
+// EndStream removes the live stream record and saves the finished session
+// with its last events.
+func (s *Service) EndStream(ctx context.Context, ch *IngestChannel, sess StreamSession, evs []events.Event) error {
 	err := s.store.Delete(ctx, s.streamARN(ch))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if err := s.SaveSession(ctx, ch.Account, sess); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	return nil
+	return s.SaveSession(ctx, ch.Account, sess, evs)
 }
 
 // EndAbandonedStreams closes the records of streams that no node serves any
 // more (a crash or kill left them): their sessions get an end time and the
-// channels go offline. With one node, every stream record at start is one.
+// Session Ended (and, when it had started, Stream End) events IVS sends
+// when an encoder goes away, and the channels go offline. With one node,
+// every stream record at start is one.
 func (s *Service) EndAbandonedStreams(ctx context.Context, now time.Time) (int, error) {
 	items, err := s.store.List(ctx, store.Query{Kind: KindStream})
 	if err != nil {
@@ -134,17 +148,26 @@ func (s *Service) EndAbandonedStreams(ctx context.Context, now time.Time) (int, 
 	for _, r := range items {
 		var st Stream
 		if err := json.Unmarshal(r.Doc, &st); err == nil && st.StreamID != "" {
-			_, _ = s.store.Update(ctx, s.sessionARN(r.Account, st.StreamID), func(sr *store.Resource) error {
+			_, err := s.store.Update(ctx, s.sessionARN(r.Account, st.StreamID), func(sr *store.Resource) error {
 				var sess StreamSession
 				if err := json.Unmarshal(sr.Doc, &sess); err != nil {
 					return err
 				}
-				if sess.EndTime == nil {
-					sess.EndTime = &now
+				if sess.EndTime != nil {
+					return nil
+				}
+				sess.EndTime = &now
+				recs, err := events.Records(s.abandonedEvents(r.Account, st, &sess, now))
+				if err != nil {
+					return err
 				}
 				sr.Doc, _ = json.Marshal(sess)
+				sr.Events = recs
 				return nil
 			})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return 0, err
+			}
 		}
 		if err := s.store.Delete(ctx, r.ARN); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, err
@@ -152,6 +175,38 @@ func (s *Service) EndAbandonedStreams(ctx context.Context, now time.Time) (int, 
 	}
 	return len(items), nil
 }
+
+// abandonedEvents ends an abandoned session's event history and returns the
+// events to publish for it.
+func (s *Service) abandonedEvents(account string, st Stream, sess *StreamSession, now time.Time) []events.Event {
+	name := ""
+	if sess.Channel != nil {
+		name = sess.Channel.Name
+	}
+	started, ended := false, false
+	for _, e := range sess.TruncatedEvents {
+		started = started || e.Name == "Stream Start"
+		ended = ended || e.Name == "Stream End"
+	}
+	names := []string{"Session Ended"}
+	if started && !ended {
+		names = append(names, "Stream End")
+	}
+	var out []events.Event
+	for _, n := range names {
+		out = append(out, events.New(events.StreamStateChange, account, s.cfg.Region, now,
+			map[string]any{"event_name": n, "channel_name": name, "stream_id": st.StreamID}, st.ChannelArn))
+		sess.TruncatedEvents = append([]StreamEvent{{Name: n, Type: events.StreamStateChange, EventTime: now.UTC()}},
+			sess.TruncatedEvents...)
+	}
+	if len(sess.TruncatedEvents) > maxTruncatedEvents {
+		sess.TruncatedEvents = sess.TruncatedEvents[:maxTruncatedEvents]
+	}
+	return out
+}
+
+// maxTruncatedEvents is how many events a stream session keeps.
+const maxTruncatedEvents = 500
 
 // SessionRetention is how long IVS keeps stream sessions.
 const SessionRetention = 60 * 24 * time.Hour

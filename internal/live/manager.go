@@ -25,17 +25,24 @@ import (
 // Channels is the control plane as the manager uses it (*ivs.Service).
 type Channels interface {
 	ChannelByStreamKey(ctx context.Context, key string) (*ivs.IngestChannel, error)
-	BeginStream(ctx context.Context, ch *ivs.IngestChannel, st ivs.Stream, sess ivs.StreamSession) error
+	// BeginStream, SaveSession and EndStream write the session's events
+	// to the event outbox in the same transaction as the records.
+	BeginStream(ctx context.Context, ch *ivs.IngestChannel, st ivs.Stream, sess ivs.StreamSession, evs []events.Event) error
 	SaveStream(ctx context.Context, ch *ivs.IngestChannel, st ivs.Stream) error
-	SaveSession(ctx context.Context, account string, sess ivs.StreamSession) error
-	EndStream(ctx context.Context, ch *ivs.IngestChannel, sess ivs.StreamSession) error
+	SaveSession(ctx context.Context, account string, sess ivs.StreamSession, evs []events.Event) error
+	EndStream(ctx context.Context, ch *ivs.IngestChannel, sess ivs.StreamSession, evs []events.Event) error
 	ConcurrentStreamsQuota() int
 }
 
 // Config wires a Manager.
 type Config struct {
 	Channels Channels
-	Events   events.Publisher
+	// Events takes the events no stream record carries (account-level
+	// limit breaches, and a session's last events if its final write fails).
+	Events events.Publisher
+	// EventsStored, when set, is called after events were committed with a
+	// stream record, so their delivery starts at once.
+	EventsStored func()
 	Region   string
 	Logger   *slog.Logger
 	// StarvationAfter is how far media may fall behind wall-clock time (or
@@ -53,6 +60,9 @@ type Config struct {
 	// Transcode, when set, gives STANDARD and ADVANCED channels their
 	// ladders; without it every channel is transmuxed like BASIC.
 	Transcode *TranscodeConfig
+	// Ingest, when set, receives every live stream's 1-second ingest
+	// samples (the IVS ingest metrics; ingest_metrics.go).
+	Ingest IngestReporter
 }
 
 // TranscodeConfig is how a node transcodes.
@@ -135,7 +145,9 @@ func (m *Manager) Authorize(ctx context.Context, req ingest.Request) (ingest.Adm
 	// channel, so of two encoders racing for an idle channel one gets
 	// ErrChannelLive, and admissions of different channels run in parallel.
 	s := newSession(m, ch, req, now)
-	err = m.cfg.Channels.BeginStream(ctx, ch, s.st, s.sess)
+	// Session Created is stored with the session record it announces.
+	s.event(events.StreamStateChange, "Session Created", "", now)
+	err = m.cfg.Channels.BeginStream(ctx, ch, s.st, s.sess, s.takeEvents())
 	switch {
 	case errors.Is(err, ivs.ErrConcurrentStreams):
 		m.publish(events.New(events.LimitBreach, ch.Account, m.cfg.Region, now, map[string]any{
@@ -151,14 +163,13 @@ func (m *Manager) Authorize(ctx context.Context, req ingest.Request) (ingest.Adm
 	c := &conn{s: s, priority: req.Priority, hasPriority: req.HasPriority, done: make(chan struct{})}
 	s.mu.Lock()
 	s.current = c
-	s.event(events.StreamStateChange, "Session Created", "", now)
-	s.save()
 	s.mu.Unlock()
+	m.eventsStored()
 	m.mu.Lock()
 	m.live[ch.ARN] = s
 	m.mu.Unlock()
 	m.wg.Add(1)
-	go func() { defer m.wg.Done(); s.monitor() }()
+	go func() { defer m.wg.Done(); s.monitor(); s.ingestEnded() }()
 	return c, nil
 }
 
@@ -249,6 +260,12 @@ func (m *Manager) Close() {
 
 func (m *Manager) publish(e events.Event) {
 	m.cfg.Events.Publish(context.Background(), e)
+}
+
+func (m *Manager) eventsStored() {
+	if m.cfg.EventsStored != nil {
+		m.cfg.EventsStored()
+	}
 }
 
 func (m *Manager) forget(s *session) {

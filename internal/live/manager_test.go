@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -17,20 +18,37 @@ import (
 	"github.com/openivs/openivs/internal/transcode"
 )
 
-// recorder collects published events.
+// recorder is an event sink: it collects what the event outbox delivers,
+// so the tests see events only once they are stored.
 type recorder struct {
 	mu sync.Mutex
 	ev []events.Event
+	st store.Outbox
 }
 
-func (r *recorder) Publish(_ context.Context, e events.Event) {
+func (r *recorder) Name() string { return "test-recorder" }
+
+func (r *recorder) Deliver(_ context.Context, e *events.Event, _ []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.ev = append(r.ev, e)
+	r.ev = append(r.ev, *e)
+	return nil
+}
+
+// sync waits until every event stored so far has been delivered here.
+func (r *recorder) sync() {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if n, err := r.st.PendingCount(context.Background(), r.Name()); err == nil && n == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // names returns "detail-type/event_name-or-limit_name[/code]" of every event.
 func (r *recorder) names() []string {
+	r.sync()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
@@ -47,13 +65,21 @@ func (r *recorder) names() []string {
 	return out
 }
 
+// has waits a little for the event: sessions store their events in the
+// background.
 func (r *recorder) has(name string) bool {
-	for _, n := range r.names() {
-		if n == name {
-			return true
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		for _, n := range r.names() {
+			if n == name {
+				return true
+			}
 		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return false
 }
 
 type fixture struct {
@@ -78,8 +104,17 @@ func newFixture(t testing.TB, cfg Config, quotas ivs.Quotas) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	cfg.Channels, cfg.Events, cfg.Region = svc, rec, "us-west-2"
+	rec := &recorder{st: st}
+	outbox, err := events.NewOutbox(events.OutboxConfig{Store: st, Holder: "test", Routes: []events.Route{{Sink: rec}},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); outbox.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	cfg.Channels, cfg.Events, cfg.EventsStored, cfg.Region = svc, outbox, outbox.Wake, "us-west-2"
 	mgr := NewManager(cfg)
 	t.Cleanup(mgr.Close)
 	return &fixture{svc: svc, st: st, mgr: mgr, events: rec}
@@ -449,6 +484,7 @@ func TestTranscodeCapacityExceeded(t *testing.T) {
 		t.Fatal("a STANDARD stream started with no transcode capacity")
 	}
 	var failure *events.Event
+	f.events.sync()
 	f.events.mu.Lock()
 	for i, e := range f.events.ev {
 		if e.Detail["event_name"] == "Stream Failure" {

@@ -44,6 +44,11 @@ type session struct {
 	saveSeq  uint64
 	saveMu   sync.Mutex
 	savedSeq uint64
+	// outbox holds the events recorded since the last stored snapshot; the
+	// next snapshot write takes them into the event outbox in its own
+	// transaction. Lock order: mu, saveMu, outboxMu.
+	outboxMu sync.Mutex
+	outbox   []events.Event
 	// renditions are what viewers are served, highest first, once the
 	// ladder is known (renditions.go); transcoder makes the encoded ones.
 	renditions  []hls.Variant
@@ -65,6 +70,8 @@ type session struct {
 	firstVideoWall time.Time
 	audioBytes     int64
 	healthDirty    bool
+	// meter makes the 1-second ingest samples (ingest_metrics.go).
+	meter ingestMeter
 }
 
 type sample struct {
@@ -85,8 +92,9 @@ func newSession(m *Manager, ch *ivs.IngestChannel, req ingest.Request, now time.
 	}
 }
 
-// event records a stream event in the session and publishes it. Callers
-// hold s.mu or own s exclusively.
+// event records a stream event in the session and queues it for the event
+// outbox, which it reaches with the session's next save. Callers hold s.mu
+// or own s exclusively, and save (or end) the session after.
 func (s *session) event(detailType, name, code string, at time.Time) {
 	s.eventWith(detailType, name, code, at, nil)
 }
@@ -99,7 +107,7 @@ func (s *session) eventWith(detailType, name, code string, at time.Time, extra m
 	for k, v := range extra {
 		detail[k] = v
 	}
-	s.m.publish(events.New(detailType, s.ch.Account, s.m.cfg.Region, at, detail, s.ch.ARN))
+	s.queue(events.New(detailType, s.ch.Account, s.m.cfg.Region, at, detail, s.ch.ARN))
 	// Newest first, as GetStreamSession lists them.
 	ev := ivs.StreamEvent{Name: name, Type: detailType, EventTime: at.UTC(), Code: code}
 	s.sess.TruncatedEvents = append([]ivs.StreamEvent{ev}, s.sess.TruncatedEvents...)
@@ -108,9 +116,33 @@ func (s *session) eventWith(detailType, name, code string, at time.Time, extra m
 	}
 }
 
-// limitBreach publishes a Limit Breach for this stream.
+// queue adds an event for the next save.
+func (s *session) queue(e events.Event) {
+	s.outboxMu.Lock()
+	s.outbox = append(s.outbox, e)
+	s.outboxMu.Unlock()
+}
+
+// takeEvents empties the queue.
+func (s *session) takeEvents() []events.Event {
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
+	evs := s.outbox
+	s.outbox = nil
+	return evs
+}
+
+// requeue puts events a failed write could not store back in front.
+func (s *session) requeue(evs []events.Event) {
+	s.outboxMu.Lock()
+	s.outbox = append(evs, s.outbox...)
+	s.outboxMu.Unlock()
+}
+
+// limitBreach queues a Limit Breach for this stream; the session ends or
+// is saved after it.
 func (s *session) limitBreach(name, unit string, limit, value int64, at time.Time) {
-	s.m.publish(events.New(events.LimitBreach, s.ch.Account, s.m.cfg.Region, at, map[string]any{
+	s.queue(events.New(events.LimitBreach, s.ch.Account, s.m.cfg.Region, at, map[string]any{
 		"limit_name": name, "limit_unit": unit, "limit_value": limit, "exceeded_by": value - limit,
 		"channel_name": s.ch.Name, "stream_id": s.st.StreamID,
 	}, s.ch.ARN))
@@ -142,20 +174,43 @@ func (s *session) save() {
 	s.m.wg.Add(1) // Close waits for pending writes
 	go func() {
 		defer s.m.wg.Done()
-		// Writes run off the caller's lock and may be scheduled in any
-		// order: one that finds a newer snapshot stored already must not
-		// put its older one back.
-		s.saveMu.Lock()
-		defer s.saveMu.Unlock()
-		if seq <= s.savedSeq {
-			return
-		}
-		if err := s.m.cfg.Channels.SaveSession(context.Background(), s.ch.Account, sess); err != nil {
-			s.m.log.Error("saving stream session", "stream_id", sess.StreamID, "err", err)
-			return
-		}
-		s.savedSeq = seq
+		s.write(seq, sess, false)
 	}()
+}
+
+// write stores snapshot seq with the queued events, or, when final, ends
+// the stream with it. Writes run off the caller's lock and may be scheduled
+// in any order: one that finds a newer snapshot stored already must not put
+// its older one back (its events went with the newer one).
+func (s *session) write(seq uint64, sess ivs.StreamSession, final bool) {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	if seq <= s.savedSeq {
+		return
+	}
+	evs := s.takeEvents()
+	var err error
+	if final {
+		err = s.m.cfg.Channels.EndStream(context.Background(), s.ch, sess, evs)
+	} else {
+		err = s.m.cfg.Channels.SaveSession(context.Background(), s.ch.Account, sess, evs)
+	}
+	if err != nil {
+		s.m.log.Error("saving stream session", "stream_id", sess.StreamID, "final", final, "err", err)
+		if !final {
+			s.requeue(evs) // the next save takes them
+			return
+		}
+		// No later save will come: publish them on their own.
+		for _, e := range evs {
+			s.m.publish(e)
+		}
+		return
+	}
+	s.savedSeq = seq
+	if len(evs) > 0 {
+		s.m.eventsStored()
+	}
 }
 
 // admitTakeover decides whether req may take over this session (spec 05
@@ -333,6 +388,9 @@ func (c *conn) WriteMetadata(text string) error {
 	s := c.s
 	s.mu.Lock()
 	current := !s.ended && s.current == c && !c.discontinued
+	if current {
+		s.meter.metadata(len(text))
+	}
 	s.mu.Unlock()
 	if !current {
 		return nil // a taken-over connection's data is not the stream's
@@ -383,6 +441,7 @@ func (s *session) account(f *media.Frame, now time.Time) bool {
 		s.audioBytes += int64(f.Size())
 	}
 	s.lastFrame = now
+	s.meter.frame(s.tracks, f)
 	s.window = append(s.window, sample{at: now, bytes: f.Size(), audio: isAudio})
 	s.windowBytes += int64(f.Size())
 	cut := 0
@@ -434,7 +493,9 @@ func (s *session) monitor() {
 			st := s.st
 			s.refreshBitrates(now)
 			periodic := now.Sub(lastSave) > 5*time.Second
+			smp, sampled := s.ingestSample(now, false)
 			s.mu.Unlock()
+			s.reportIngest(smp, sampled)
 			if timedOut {
 				s.end("", "")
 				return
@@ -515,9 +576,8 @@ func (s *session) endLocked(now time.Time, code string) {
 	if s.transcoder == nil && s.releaseSlot != nil {
 		s.releaseSlot() // else released once ffmpeg is gone
 	}
-	if err := s.m.cfg.Channels.EndStream(context.Background(), s.ch, s.snapshot()); err != nil {
-		s.m.log.Error("ending stream", "stream_id", s.st.StreamID, "err", err)
-	}
+	s.saveSeq++
+	s.write(s.saveSeq, s.snapshot(), true)
 	// Authorize also treats an ended session as gone, so this may lag.
 	go s.m.forget(s)
 }

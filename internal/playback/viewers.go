@@ -39,6 +39,9 @@ type channelViewers struct {
 	mu       sync.Mutex
 	sessions map[string]time.Time // session key → last fetch
 	pruned   time.Time
+	// delivered is viewer time earned since the last DrainDelivered
+	// (delivered.go).
+	delivered time.Duration
 }
 
 // NewViewers returns an empty tracker.
@@ -89,6 +92,9 @@ func (v *Viewers) Touch(channelARN, key string) {
 	}
 	cv := c.(*channelViewers)
 	cv.mu.Lock()
+	if last, ok := cv.sessions[key]; ok {
+		cv.delivered += deliveredBetween(last, now)
+	}
 	cv.sessions[key] = now
 	// Forget stale sessions now and then so a channel watched by many
 	// short visits does not accumulate them between counts.
@@ -109,8 +115,8 @@ func (v *Viewers) Count(channelARN string) int {
 	defer cv.mu.Unlock()
 	cv.pruneLocked(v.now())
 	n := len(cv.sessions)
-	if n == 0 {
-		// Drop the empty entry; a later Touch recreates it. A racing Touch
+	if n == 0 && cv.delivered == 0 {
+		// Drop the empty entry (once its delivered time is drained); a later Touch recreates it. A racing Touch
 		// that already holds cv is harmless: its viewer is counted again at
 		// its next fetch, a fraction of a second later.
 		v.channels.CompareAndDelete(channelARN, cv)

@@ -125,6 +125,7 @@ type server struct {
 	stderr *lockedBuffer
 	shown  bool // the output is already in a failure message
 	stop   func()
+	kill   func()
 	// client is the HTTP client of every API client of this server. Its
 	// idle connections are closed before the server is stopped: a
 	// connection dialled but never used (the transport dials extra ones
@@ -134,6 +135,9 @@ type server struct {
 
 // Stop stops the server now (SIGTERM, waiting for a clean exit).
 func (s *server) Stop() { s.stop() }
+
+// Kill ends the server with SIGKILL, as a crash would.
+func (s *server) Kill() { s.kill() }
 
 // lockedBuffer collects a child's output; the child writes while the test reads.
 type lockedBuffer struct {
@@ -181,6 +185,9 @@ func startServer(t testing.TB, opts serverOpts) *server {
 	dataDir := opts.DataDir
 	if dataDir == "" {
 		dataDir = t.TempDir()
+	} else {
+		// A killed server leaves its ports.json; do not read the dead ports.
+		_ = os.Remove(filepath.Join(dataDir, "ports.json"))
 	}
 	args := []string{"serve",
 		"--data-dir", dataDir,
@@ -240,6 +247,13 @@ func startServer(t testing.TB, opts serverOpts) *server {
 		})
 	}
 	srv.stop = stop
+	srv.kill = func() {
+		stopOnce.Do(func() {
+			transport.CloseIdleConnections()
+			_ = cmd.Process.Kill()
+			<-exited
+		})
+	}
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() && !srv.shown {

@@ -338,7 +338,8 @@ func TestIngestSRTAndInsecure(t *testing.T) {
 
 func TestIngestStarvationAndIdleTimeout(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, serverOpts{Args: []string{"--stream-idle-timeout", "5s"}})
+	hook := newEventReceiver(t)
+	srv := startServer(t, serverOpts{Args: []string{"--stream-idle-timeout", "5s"}, Config: "event-sinks:\n" + hook.sinkYAML("hook", "")})
 	c := ivsClient(t, srv)
 	ch := createChannel(t, c, &ivs.CreateChannelInput{})
 	enc := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{})
@@ -373,14 +374,27 @@ func TestIngestStarvationAndIdleTimeout(t *testing.T) {
 	must(t, enc.cmd.Process.Signal(syscall.SIGSTOP), "SIGSTOP")
 	waitOffline(t, c, ch.Channel.Arn, 10*time.Second)
 	_ = enc.cmd.Process.Signal(syscall.SIGCONT)
-	deepEq(t, "events", eventNames(latestSession(t, c, ch.Channel.Arn)), []string{
+	want := []string{
 		"Session Created", "Stream Start", "Starvation Start", "Starvation End", "Starvation Start", "Session Ended", "Stream End",
-	})
+	}
+	deepEq(t, "events", eventNames(latestSession(t, c, ch.Channel.Arn)), want)
+	// The same events reach the webhook, in order, in IVS's shape.
+	arn := aws.ToString(ch.Channel.Arn)
+	hook.wait(t, arn, 10*time.Second, want...)
+	deepEq(t, "webhook events", names(hook.of(arn)), want)
+	for _, e := range hook.of(arn) {
+		checkEvent(t, e, arn)
+		if strings.HasPrefix(e.name(), "Starvation") {
+			eq(t, e.name()+" detail-type", e.DetailType, "IVS Stream Health Change")
+		}
+	}
+	hook.verified(t)
 }
 
 func TestIngestTakeover(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, serverOpts{})
+	hook := newEventReceiver(t)
+	srv := startServer(t, serverOpts{Config: "event-sinks:\n" + hook.sinkYAML("hook", "")})
 	c := ivsClient(t, srv)
 	ch := createChannel(t, c, &ivs.CreateChannelInput{})
 	key := aws.ToString(ch.StreamKey.Value)
@@ -418,11 +432,20 @@ func TestIngestTakeover(t *testing.T) {
 	if second.waitExit(time.Second) {
 		t.Fatalf("the winning encoder stopped:\n%s", second.out.String())
 	}
+	arn := aws.ToString(ch.Channel.Arn)
+	hook.wait(t, arn, 10*time.Second, "Session Created", "Stream Takeover Failure/StreamTakeoverInvalidPriority",
+		"Stream Takeover Failure/StreamTakeoverMediaMismatch", "Stream Takeover")
+	for _, e := range hook.of(arn) {
+		checkEvent(t, e, arn)
+		eq(t, e.name()+" stream_id", e.Detail["stream_id"], any(aws.ToString(st.StreamId)))
+	}
+	hook.verified(t)
 }
 
 func TestIngestLimits(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, serverOpts{Config: "quotas:\n  concurrent-streams: 1\n"})
+	hook := newEventReceiver(t)
+	srv := startServer(t, serverOpts{Config: "quotas:\n  concurrent-streams: 1\nevent-sinks:\n" + hook.sinkYAML("hook", "")})
 	c := ivsClient(t, srv)
 	basic := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType})
 	other := createChannel(t, c, &ivs.CreateChannelInput{})
@@ -432,7 +455,12 @@ func TestIngestLimits(t *testing.T) {
 	if !huge.waitExit(20 * time.Second) {
 		t.Fatal("a 1440p encoder is still connected")
 	}
-	waitLog(t, srv, "Ingest Resolution", 5*time.Second)
+	basicARN := aws.ToString(basic.Channel.Arn)
+	res := hook.wait(t, basicARN, 5*time.Second, "Ingest Resolution")
+	checkEvent(t, res, basicARN)
+	eq(t, "resolution limit", res.Detail["limit_unit"], any("total pixels"))
+	eq(t, "resolution limit value", res.Detail["limit_value"], any(float64(1920*1080)))
+	eq(t, "resolution exceeded by", res.Detail["exceeded_by"], any(float64(2560*1440-1920*1080)))
 
 	// BASIC at 360p allows 1.5 Mbps; 3 Mbps constant is dropped after a window.
 	fast := startEncoder(t, rtmpsURL(srv, aws.ToString(basic.StreamKey.Value)), encodeOpts{
@@ -442,7 +470,9 @@ func TestIngestLimits(t *testing.T) {
 	if !fast.waitExit(20 * time.Second) {
 		t.Fatal("a 3 Mbps encoder on a BASIC 360p channel is still connected")
 	}
-	waitLog(t, srv, "Ingest Bitrate", 5*time.Second)
+	br := hook.wait(t, basicARN, 5*time.Second, "Ingest Bitrate")
+	checkEvent(t, br, basicARN)
+	eq(t, "bitrate limit unit", br.Detail["limit_unit"], any("bits per second"))
 	waitOffline(t, c, basic.Channel.Arn, 5*time.Second)
 
 	// Concurrent streams quota of 1: a second channel cannot go live.
@@ -452,14 +482,17 @@ func TestIngestLimits(t *testing.T) {
 	if !two.waitExit(10 * time.Second) {
 		t.Fatal("a stream over the concurrent quota is still connected")
 	}
-	waitLog(t, srv, "Concurrent Broadcasts", 5*time.Second)
+	cb := hook.wait(t, "", 5*time.Second, "Concurrent Broadcasts")
+	checkEvent(t, cb, "")
+	eq(t, "concurrent broadcasts limit", cb.Detail["limit_value"], any(float64(1)))
+	eq(t, "concurrent broadcasts unit", cb.Detail["limit_unit"], any("active streams"))
+	hook.verified(t)
 	if _, err := c.GetStream(context.Background(), &ivs.GetStreamInput{ChannelArn: other.Channel.Arn}); err == nil {
 		t.Fatal("the channel over the quota is live")
 	}
 }
 
-// waitLog waits for text in the server's log (events are logged there
-// until the events issue adds sinks).
+// waitLog waits for text in the server's log.
 func waitLog(t *testing.T, srv *server, text string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)

@@ -815,13 +815,21 @@ func loggedEvents(log, channelARN string) []logEvent {
 }
 
 // liveOrRefused waits until an encoder's channel is live (true) or the
-// encoder is gone (false).
+// encoder is gone (false). The stream record exists from the moment the
+// key is accepted, before the media is checked, so live means it is still
+// there, with the encoder connected, a moment later.
 func liveOrRefused(t *testing.T, c *ivs.Client, arn *string, e *encoder, within time.Duration) bool {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		if _, err := c.GetStream(context.Background(), &ivs.GetStreamInput{ChannelArn: arn}); err == nil {
-			return true
+			if e.waitExit(2 * time.Second) {
+				return false
+			}
+			if _, err := c.GetStream(context.Background(), &ivs.GetStreamInput{ChannelArn: arn}); err == nil {
+				return true
+			}
+			continue
 		}
 		if e.waitExit(200 * time.Millisecond) {
 			return false
@@ -838,7 +846,9 @@ func liveOrRefused(t *testing.T, c *ivs.Client, arn *string, e *encoder, within 
 // and no ffmpeg outlives its stream.
 func TestTranscodeCapacity(t *testing.T) {
 	ffmpegPath(t)
-	srv := startServer(t, serverOpts{Args: []string{"--max-transcodes", "1", "--log-format", "json"}})
+	hook := newEventReceiver(t)
+	srv := startServer(t, serverOpts{Args: []string{"--max-transcodes", "1", "--log-format", "json"},
+		Config: "event-sinks:\n" + hook.sinkYAML("hook", "")})
 	c := ivsClient(t, srv)
 	first := newTSChannel(t, c, types.ChannelTypeStandardChannelType, "")
 	second := newTSChannel(t, c, types.ChannelTypeStandardChannelType, "")
@@ -881,6 +891,11 @@ func TestTranscodeCapacity(t *testing.T) {
 		t.Errorf("Stream Failure event: detail-type %q, detail %v; want IVS Stream State Change with reason %q",
 			failure.DetailType, failure.Detail, transcode.CapacityExceededReason)
 	}
+	secondARN := aws.ToString(second.Channel.Arn)
+	hooked := hook.wait(t, secondARN, 5*time.Second, "Session Created", "Stream Failure")
+	checkEvent(t, hooked, secondARN)
+	eq(t, "webhook Stream Failure reason", hooked.Detail["reason"], any(transcode.CapacityExceededReason))
+	hook.verified(t)
 	if _, err := c.GetStream(context.Background(), &ivs.GetStreamInput{ChannelArn: first.Channel.Arn}); err != nil {
 		t.Errorf("the first stream after the refusal: %v", err)
 	}
