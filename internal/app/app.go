@@ -59,6 +59,8 @@ type App struct {
 	outbox     *events.Outbox
 	outboxStop func()
 	natsSink   *events.NATS
+	// viewerBreaches throttles Concurrent Viewers limit breaches.
+	viewerBreaches breachThrottle
 
 	// Bound by Start.
 	httpLn  net.Listener
@@ -317,7 +319,8 @@ func (a *App) handler() http.Handler {
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.Handle("GET /metrics", a.metrics.Handler())
 	mux.Handle("GET /v1/sessions/{streamId}/metrics", a.metrics.History())
-	mux.Handle(playback.Prefix, &playback.Handler{Region: a.cfg.Region, Streams: a.live, Viewers: a.viewers})
+	mux.Handle(playback.Prefix, &playback.Handler{Region: a.cfg.Region, Streams: a.live, Viewers: a.viewers,
+		ViewerLimit: a.quotas().ConcurrentViews, OnViewerLimit: a.viewerBreaches.publish(a)})
 	player := webui.Handler(func(channelID string) string {
 		u, _ := a.ivs.ChannelPlaybackURL(context.Background(), a.cfg.AccountID, channelID)
 		return u

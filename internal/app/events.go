@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openivs/openivs/internal/events"
@@ -166,4 +167,35 @@ func readOrCreateToken(path string) (string, bool, error) {
 		return "", false, err
 	}
 	return tok, true, nil
+}
+
+// breachThrottle sends IVS's Concurrent Viewers limit breach at most once
+// a minute per account: a crowd turned away would otherwise raise one per
+// request.
+type breachThrottle struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// viewerBreachInterval is the least time between two breach events.
+const viewerBreachInterval = time.Minute
+
+func (b *breachThrottle) publish(a *App) func(account string, limit, attempted int) {
+	return func(account string, limit, attempted int) {
+		now := time.Now()
+		b.mu.Lock()
+		if b.last == nil {
+			b.last = map[string]time.Time{}
+		}
+		if now.Sub(b.last[account]) < viewerBreachInterval {
+			b.mu.Unlock()
+			return
+		}
+		b.last[account] = now
+		b.mu.Unlock()
+		a.outbox.Publish(context.Background(), events.New(events.LimitBreach, account, a.cfg.Region, now, map[string]any{
+			"limit_name": "Concurrent Viewers", "limit_unit": "viewers",
+			"limit_value": limit, "exceeded_by": attempted - limit,
+		}))
+	}
 }

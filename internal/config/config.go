@@ -127,6 +127,7 @@ var QuotaNames = []string{
 	"restriction-policy-origins",
 	"recording-configurations",
 	"concurrent-streams",
+	"concurrent-views",
 }
 
 // Default returns the built-in defaults.

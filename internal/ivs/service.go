@@ -57,6 +57,9 @@ type Quotas struct {
 	RestrictionPolicyOrigins    int
 	RecordingConfigurations     int
 	ConcurrentStreams           int
+	// ConcurrentViews bounds the account's viewer sessions (playback
+	// enforces it; 0 = unlimited).
+	ConcurrentViews int
 }
 
 // DefaultQuotas are IVS's defaults.
@@ -70,6 +73,7 @@ func DefaultQuotas() Quotas {
 		RestrictionPolicyOrigins:    5,
 		RecordingConfigurations:     20,
 		ConcurrentStreams:           100,
+		ConcurrentViews:             15000,
 	}
 }
 
@@ -87,6 +91,7 @@ func (q *Quotas) Set(name string, v int) error {
 		"restriction-policy-origins":    &q.RestrictionPolicyOrigins,
 		"recording-configurations":      &q.RecordingConfigurations,
 		"concurrent-streams":            &q.ConcurrentStreams,
+		"concurrent-views":              &q.ConcurrentViews,
 	}
 	f, ok := fields[name]
 	if !ok {

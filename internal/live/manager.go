@@ -43,8 +43,8 @@ type Config struct {
 	// EventsStored, when set, is called after events were committed with a
 	// stream record, so their delivery starts at once.
 	EventsStored func()
-	Region   string
-	Logger   *slog.Logger
+	Region       string
+	Logger       *slog.Logger
 	// StarvationAfter is how far media may fall behind wall-clock time (or
 	// how long nothing may arrive) before the stream is STARVING (2 s).
 	StarvationAfter time.Duration

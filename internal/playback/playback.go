@@ -27,6 +27,11 @@ type Handler struct {
 	// mints a session id into its rendition URLs and every media playlist
 	// fetch renews it.
 	Viewers *Viewers
+	// ViewerLimit bounds the concurrent viewer sessions of the account
+	// (IVS's "Concurrent views" quota, 15,000); 0 means no limit. A new
+	// viewer beyond it gets 429, and OnViewerLimit is told.
+	ViewerLimit   int
+	OnViewerLimit func(account string, limit, attempted int)
 }
 
 // Prefix is the path every playback URL starts with.
@@ -96,6 +101,15 @@ func (h *Handler) serveMultivariant(w http.ResponseWriter, r *http.Request, arn,
 		// A player reloading the multivariant playlist keeps its session.
 		id := r.URL.Query().Get(sessionParam)
 		if !validSessionID(id) {
+			if h.ViewerLimit > 0 {
+				if n := h.Viewers.Total(); n >= h.ViewerLimit {
+					if h.OnViewerLimit != nil {
+						h.OnViewerLimit(accountOf(arn), h.ViewerLimit, n+1)
+					}
+					writeError(w, http.StatusTooManyRequests, "the concurrent viewers limit of this account is reached")
+					return
+				}
+			}
 			id = newSessionID()
 		}
 		h.Viewers.Touch(arn, id)
@@ -135,6 +149,15 @@ func (h *Handler) channelARN(stream string) (string, bool) {
 		return "", false
 	}
 	return "arn:aws:ivs:" + parts[0] + ":" + parts[1] + ":channel/" + parts[3], true
+}
+
+// accountOf returns the account of a channel ARN.
+func accountOf(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 5 {
+		return ""
+	}
+	return parts[4]
 }
 
 // renditionName names the passthrough rendition as IVS does ("720p30")

@@ -249,3 +249,49 @@ func TestAudioOnlyOnRequest(t *testing.T) {
 		t.Fatalf("a rendition the stream does not have: %d", resp.StatusCode)
 	}
 }
+
+// TestConcurrentViewerLimit: beyond the account's concurrent views a new
+// viewer gets 429 and the limit is reported; viewers already watching keep
+// their session, and a place frees up when one leaves.
+func TestConcurrentViewerLimit(t *testing.T) {
+	live := startLive(t)
+	v := NewViewers()
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	type breach struct {
+		account          string
+		limit, attempted int
+	}
+	var breaches []breach
+	h := &Handler{Region: region, Streams: live, Viewers: v, ViewerLimit: 2,
+		OnViewerLimit: func(account string, limit, attempted int) {
+			breaches = append(breaches, breach{account, limit, attempted})
+		}}
+	var ids []string
+	for range 2 {
+		resp, body := get(t, h, streamPath+".m3u8")
+		m := sessionURI.FindStringSubmatch(body)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("viewer within the limit: %d %s", resp.StatusCode, body)
+		}
+		ids = append(ids, m[2])
+	}
+	resp, body := get(t, h, streamPath+".m3u8")
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "concurrent viewers") {
+		t.Fatalf("third viewer: %d %s, want 429", resp.StatusCode, body)
+	}
+	if len(breaches) != 1 || breaches[0] != (breach{"123456789012", 2, 3}) {
+		t.Fatalf("breaches %+v", breaches)
+	}
+	// A watching viewer reloading keeps its place.
+	if resp, _ := get(t, h, streamPath+".m3u8?vs="+ids[0]); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a viewer already watching was refused: %d", resp.StatusCode)
+	}
+	// The second viewer stops; after the window a new one gets in.
+	now = now.Add(ViewerWindow / 2)
+	get(t, h, streamPath+"/source/playlist.m3u8?vs="+ids[0])
+	now = now.Add(ViewerWindow/2 + 2*time.Second)
+	if resp, body := get(t, h, streamPath+".m3u8"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a new viewer after one left: %d %s", resp.StatusCode, body)
+	}
+}

@@ -124,6 +124,24 @@ func (v *Viewers) Count(channelARN string) int {
 	return n
 }
 
+// Total returns how many sessions of every channel fetched within
+// ViewerWindow: the account's concurrent views (one account per node).
+func (v *Viewers) Total() int {
+	now := v.now()
+	n := 0
+	v.channels.Range(func(_, c any) bool {
+		cv := c.(*channelViewers)
+		cv.mu.Lock()
+		if now.Sub(cv.pruned) > time.Second {
+			cv.pruneLocked(now)
+		}
+		n += len(cv.sessions)
+		cv.mu.Unlock()
+		return true
+	})
+	return n
+}
+
 func (cv *channelViewers) pruneLocked(now time.Time) {
 	for k, t := range cv.sessions {
 		if now.Sub(t) > ViewerWindow {

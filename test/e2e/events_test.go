@@ -288,10 +288,18 @@ func TestEventsLifecycleToSinks(t *testing.T) {
 	}
 	all.verified(t)
 
+	// A second session over SRT with the channel's passphrase, so the
+	// secret scan below covers both ingest paths.
+	waitOffline(t, c, ch.Channel.Arn, 10*time.Second)
+	srtEnc := startEncoder(t, srtURL(srv, aws.ToString(ch.StreamKey.Value), aws.ToString(ch.Channel.Srt.Passphrase)), encodeOpts{seconds: 5})
+	waitLive(t, c, ch.Channel.Arn, srtEnc)
+	lifecycle := []string{"Session Created", "Stream Start", "Session Ended", "Stream End"}
+	all.wait(t, arn, 30*time.Second, append(lifecycle, lifecycle...)...)
+
 	// The filtered sink gets Stream Start and Stream End only.
-	starts.wait(t, arn, 10*time.Second, "Stream Start", "Stream End")
+	starts.wait(t, arn, 10*time.Second, "Stream Start", "Stream End", "Stream Start", "Stream End")
 	time.Sleep(500 * time.Millisecond)
-	deepEq(t, "filtered sink events", names(starts.of(arn)), []string{"Stream Start", "Stream End"})
+	deepEq(t, "filtered sink events", names(starts.of(arn)), []string{"Stream Start", "Stream End", "Stream Start", "Stream End"})
 	starts.verified(t)
 
 	// NATS: the same events on ivs.events.<detail-type>.
@@ -319,10 +327,7 @@ func TestEventsLifecycleToSinks(t *testing.T) {
 
 	// No secret of the scenario — the stream key value, the SRT
 	// passphrase — appears in the events, the log or the audit log.
-	secrets := map[string]string{"stream key": aws.ToString(ch.StreamKey.Value)}
-	if ch.Channel.Srt != nil {
-		secrets["SRT passphrase"] = aws.ToString(ch.Channel.Srt.Passphrase)
-	}
+	secrets := map[string]string{"stream key": aws.ToString(ch.StreamKey.Value), "SRT passphrase": aws.ToString(ch.Channel.Srt.Passphrase)}
 	places := map[string]string{
 		"server log":    srv.Stderr(),
 		"webhook":       strings.Join(all.bodies, "\n") + strings.Join(starts.bodies, "\n"),
@@ -391,6 +396,11 @@ func TestEventsSurviveSinkOutageAndCrash(t *testing.T) {
 	if early > 0 {
 		t.Fatalf("a down sink received %d events", early)
 	}
+	// /metrics shows the backlog and the failing sink.
+	waitMetric(t, restarted, "openivs_event_outbox_depth", nil, 20*time.Second, "outbox depth while the sink is down",
+		func(v float64, ok bool) bool { return ok && v >= 8 })
+	waitMetric(t, restarted, "openivs_event_sink_failures_total", map[string]string{"sink": "hook"}, 20*time.Second,
+		"sink failures while the sink is down", func(v float64, ok bool) bool { return ok && v >= 1 })
 	// Two minutes down in all, then up.
 	time.Sleep(time.Until(downSince.Add(2 * time.Minute)))
 	hook.down.Store(false)
@@ -405,6 +415,8 @@ func TestEventsSurviveSinkOutageAndCrash(t *testing.T) {
 		}
 	}
 	hook.verified(t)
+	waitMetric(t, restarted, "openivs_event_outbox_depth", nil, 10*time.Second, "outbox depth once delivered",
+		func(v float64, ok bool) bool { return ok && v == 0 })
 	hook.mu.Lock()
 	refused := hook.refused
 	hook.mu.Unlock()

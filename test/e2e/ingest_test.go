@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -445,7 +447,7 @@ func TestIngestTakeover(t *testing.T) {
 func TestIngestLimits(t *testing.T) {
 	t.Parallel()
 	hook := newEventReceiver(t)
-	srv := startServer(t, serverOpts{Config: "quotas:\n  concurrent-streams: 1\nevent-sinks:\n" + hook.sinkYAML("hook", "")})
+	srv := startServer(t, serverOpts{Config: "quotas:\n  concurrent-streams: 1\n  concurrent-views: 1\nevent-sinks:\n" + hook.sinkYAML("hook", "")})
 	c := ivsClient(t, srv)
 	basic := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType})
 	other := createChannel(t, c, &ivs.CreateChannelInput{})
@@ -486,6 +488,25 @@ func TestIngestLimits(t *testing.T) {
 	checkEvent(t, cb, "")
 	eq(t, "concurrent broadcasts limit", cb.Detail["limit_value"], any(float64(1)))
 	eq(t, "concurrent broadcasts unit", cb.Detail["limit_unit"], any("active streams"))
+
+	// Concurrent views quota of 1: the first viewer plays, a second is
+	// turned away with 429 and a Concurrent Viewers breach.
+	waitEvent(t, c, basic.Channel.Arn, "Stream Start", 15*time.Second)
+	playbackURL := aws.ToString(basic.Channel.PlaybackUrl)
+	for i, want := range []int{http.StatusOK, http.StatusTooManyRequests} {
+		resp, err := http.Get(playbackURL)
+		must(t, err, "GET playbackUrl")
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("viewer %d: %d %s, want %d", i+1, resp.StatusCode, body, want)
+		}
+	}
+	cv := hook.wait(t, "", 5*time.Second, "Concurrent Broadcasts", "Concurrent Viewers")
+	checkEvent(t, cv, "")
+	eq(t, "concurrent viewers limit", cv.Detail["limit_value"], any(float64(1)))
+	eq(t, "concurrent viewers exceeded by", cv.Detail["exceeded_by"], any(float64(1)))
+	eq(t, "concurrent viewers unit", cv.Detail["limit_unit"], any("viewers"))
 	hook.verified(t)
 	if _, err := c.GetStream(context.Background(), &ivs.GetStreamInput{ChannelArn: other.Channel.Arn}); err == nil {
 		t.Fatal("the channel over the quota is live")
