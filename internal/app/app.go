@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/openivs/openivs/internal/awsapi"
+	"github.com/openivs/openivs/internal/blob"
 	"github.com/openivs/openivs/internal/config"
 	"github.com/openivs/openivs/internal/events"
 	"github.com/openivs/openivs/internal/ingest"
@@ -55,6 +56,10 @@ type App struct {
 	callHooks []func(awsapi.CallRecord)
 	// audit is the audit log of API calls (see audit.go).
 	audit auditLog
+	// recordings is the object store recordings go to (and, with
+	// --audit-s3-bucket, the audit log): S3 with --s3-* credentials, else
+	// DATA_DIR/recordings (blobStore in audit.go).
+	recordings blob.Store
 	// outbox delivers events to the sinks (events.go); outboxStop ends it.
 	outbox     *events.Outbox
 	outboxStop func()
@@ -125,6 +130,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	}
 	a.store = st
 
+	if a.recordings, err = a.blobStore(); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	if err := a.openAudit(); err != nil {
 		_ = st.Close()
 		return nil, err
@@ -179,6 +188,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Quotas:          a.quotas(),
 		RateLimits:      a.rateLimits(),
 		Logger:          a.log,
+		Buckets:         a.recordings,
 	})
 	if err != nil {
 		return fmt.Errorf("ivs: %w", err)
@@ -201,6 +211,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.ivs = svc
+	// Recording configurations whose bucket check a stop cut short.
+	if n, err := svc.ResumeBucketChecks(ctx); err != nil {
+		return fmt.Errorf("checking recording buckets: %w", err)
+	} else if n > 0 {
+		a.log.Info("checking the buckets of recording configurations still CREATING", "recording_configurations", n)
+	}
 
 	if err := a.writePorts(); err != nil {
 		return err
@@ -212,6 +228,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("events: %w", err)
 	}
 	a.runOutbox()
+	a.recoverRecordings(bgCtx)
 
 	// Ingest: the live manager admits encoders for the control plane; the
 	// front-ends take over the sockets bound above.
@@ -222,7 +239,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 			Capacity: transcode.NewCapacity(transcodeCapacity(a.cfg.MaxTranscodes)),
 			FFmpeg:   a.cfg.FFmpeg,
 		},
-		Ingest: ingestMetrics{a.metrics},
+		Recording: a.recordingConfig(),
+		Ingest:    ingestMetrics{a.metrics},
 	})
 	svc.SetStreamControl(a.live)
 	a.viewers = playback.NewViewers()
@@ -423,6 +441,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.bg.Wait()
 		if a.live != nil {
 			a.live.Close() // ends live streams while the store is still open
+		}
+		if a.ivs != nil {
+			a.ivs.Close() // waits for bucket checks while the store is open
 		}
 		a.stopOutbox(outboxGrace)
 		// After the HTTP servers: no API call is left to record.

@@ -1,19 +1,21 @@
-// Package blob owns object storage: writing, reading and listing objects in
-// S3-compatible buckets (AWS S3, MinIO, Versity, Ceph, ...) for the audit
-// log and, later, recordings. A local-directory store joins it when
-// recordings need one.
 package blob
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 // S3Config says where an S3-compatible store is and how to sign for it.
@@ -71,8 +73,12 @@ type Object struct {
 	ContentEncoding string
 }
 
-// Put writes body (read from its start) as bucket/key.
+// Put writes body (read from its start) as bucket/key. It does not retry:
+// its callers do, at their own pace.
 func (s *S3) Put(ctx context.Context, bucket, key string, body io.ReadSeeker, obj Object) error {
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("blob: putting s3://%s/%s: rewinding the body: %w", bucket, key, err)
+	}
 	in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: body}
 	if obj.ContentType != "" {
 		in.ContentType = aws.String(obj.ContentType)
@@ -80,20 +86,27 @@ func (s *S3) Put(ctx context.Context, bucket, key string, body io.ReadSeeker, ob
 	if obj.ContentEncoding != "" {
 		in.ContentEncoding = aws.String(obj.ContentEncoding)
 	}
-	if _, err := s.client.PutObject(ctx, in); err != nil {
-		return fmt.Errorf("blob: putting s3://%s/%s: %w", bucket, key, err)
+	if _, err := s.client.PutObject(ctx, in, noRetries); err != nil {
+		return fmt.Errorf("blob: putting s3://%s/%s: %w", bucket, key, classify(err, nil))
 	}
 	return nil
 }
 
-// Get reads bucket/key whole.
+func noRetries(o *s3.Options) { o.Retryer = aws.NopRetryer{} }
+
+// Get reads bucket/key whole; ErrNotFound when the key does not exist,
+// ErrNoSuchBucket when the bucket does not.
 func (s *S3) Get(ctx context.Context, bucket, key string) ([]byte, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		return nil, fmt.Errorf("blob: getting s3://%s/%s: %w", bucket, key, err)
+		return nil, fmt.Errorf("blob: getting s3://%s/%s: %w", bucket, key, classify(err, ErrNotFound))
 	}
 	defer out.Body.Close()
-	return io.ReadAll(out.Body)
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, fmt.Errorf("blob: reading s3://%s/%s: %w", bucket, key, err)
+	}
+	return body, nil
 }
 
 // List returns the keys under prefix, in key order.
@@ -103,13 +116,67 @@ func (s *S3) List(ctx context.Context, bucket, prefix string) ([]string, error) 
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("blob: listing s3://%s/%s: %w", bucket, prefix, err)
+			return nil, fmt.Errorf("blob: listing s3://%s/%s: %w", bucket, prefix, classify(err, nil))
 		}
 		for _, o := range page.Contents {
 			keys = append(keys, aws.ToString(o.Key))
 		}
 	}
+	// S3 lists in byte order; not every S3-compatible server does (Versity's
+	// posix backend lists "a/b" before "a.b").
+	slices.Sort(keys)
 	return keys, nil
+}
+
+// writeCheckPrefix is where CheckBucket puts its probe objects.
+const writeCheckPrefix = ".openivs-write-check/"
+
+// CheckBucket reports whether bucket exists (HeadBucket) and takes objects:
+// it puts a small probe object under .openivs-write-check/ and deletes it
+// again. A probe that cannot be deleted is left behind without failing the
+// check: writing is what recordings need, and write-only credentials are
+// a sound way to give them.
+func (s *S3) CheckBucket(ctx context.Context, bucket string) error {
+	if err := CheckBucketName(bucket); err != nil {
+		return fmt.Errorf("blob: checking s3://%s: %w: %w", bucket, ErrNoSuchBucket, err)
+	}
+	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		// HEAD answers carry no error code: a 404 is the bucket's.
+		return fmt.Errorf("blob: checking s3://%s: %w", bucket, classify(err, ErrNoSuchBucket))
+	}
+	key := writeCheckPrefix + rand.Text()
+	body := strings.NewReader("openivs write check\n")
+	if err := s.Put(ctx, bucket, key, body, Object{ContentType: "text/plain"}); err != nil {
+		return fmt.Errorf("blob: checking s3://%s is writable: %w", bucket, err)
+	}
+	_, _ = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	return nil
+}
+
+// classify wraps an S3 error with the Store error it means: ErrNoSuchBucket
+// for NoSuchBucket, ErrNotFound for NoSuchKey, ErrAccessDenied for any 403,
+// and notFound (when not nil) for another 404. The SDK's error stays in the
+// chain.
+func classify(err error, notFound error) error {
+	var code string
+	if apiErr, ok := errors.AsType[smithy.APIError](err); ok {
+		code = apiErr.ErrorCode()
+	}
+	status := 0
+	if respErr, ok := errors.AsType[*awshttp.ResponseError](err); ok {
+		status = respErr.HTTPStatusCode()
+	}
+	switch {
+	case code == "NoSuchBucket":
+		return fmt.Errorf("%w: %w", ErrNoSuchBucket, err)
+	case code == "NoSuchKey":
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case status == http.StatusForbidden || code == "AccessDenied":
+		return fmt.Errorf("%w: %w", ErrAccessDenied, err)
+	case status == http.StatusNotFound && notFound != nil:
+		return fmt.Errorf("%w: %w", notFound, err)
+	}
+	return err
 }
 
 // CreateBucket makes a bucket; one that already exists and is ours is fine.

@@ -80,7 +80,8 @@ type Config struct {
 
 	// The S3-compatible object store (--s3-endpoint, empty: AWS S3;
 	// --s3-region, empty: --region; --s3-access-key-id,
-	// --s3-secret-access-key). Buckets are addressed path-style.
+	// --s3-secret-access-key). Buckets are addressed path-style. With
+	// credentials, recordings go there; without, to DATA_DIR/recordings.
 	S3Endpoint        string
 	S3Region          string
 	S3AccessKeyID     string
@@ -261,6 +262,10 @@ func (c *Config) Validate() error {
 	}
 	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
 		errs = append(errs, errors.New("--s3-access-key-id and --s3-secret-access-key must be given together"))
+	} else if c.S3AccessKeyID == "" && (c.S3Endpoint != "" || c.S3Region != "") {
+		// Without credentials recordings would go to local disk, not to
+		// the store named.
+		errs = append(errs, errors.New("--s3-endpoint/--s3-region: the S3 store needs --s3-access-key-id and --s3-secret-access-key"))
 	}
 	if c.AuditS3Bucket != "" {
 		if !bucketPattern.MatchString(c.AuditS3Bucket) {

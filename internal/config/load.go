@@ -192,7 +192,7 @@ var settings = []setting{
 		func(c *Config) *string { return &c.S3Endpoint }),
 	str("s3-region", "`REGION` of the object store (empty: --region)",
 		func(c *Config) *string { return &c.S3Region }),
-	str("s3-access-key-id", "access key `ID` for the object store",
+	str("s3-access-key-id", "access key `ID` for the object store, which then takes the recordings (without it they go to DATA_DIR/recordings)",
 		func(c *Config) *string { return &c.S3AccessKeyID }),
 	str("s3-secret-access-key", "secret access `KEY` for the object store (prefer the environment or the config file: command lines are visible to other users)",
 		func(c *Config) *string { return &c.S3SecretAccessKey }),

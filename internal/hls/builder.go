@@ -196,6 +196,11 @@ func (b *builder) add(f *media.Frame) error {
 				pdt = b.p.opts.Now()
 			}
 			b.newSeg = &segment{pdt: pdt, discontinuity: f.Discontinuity, independent: key, initVersion: b.initVersion}
+			if isVideo && f.Key && b.p.opts.OnSegment != nil {
+				// Hub frames are not written to after they are shared.
+				b.newSeg.keyframe, b.newSeg.sps, b.newSeg.pps = f.NALUs, b.video.SPS, b.video.PPS
+				b.newSeg.width, b.newSeg.height = b.video.Width, b.video.Height
+			}
 			b.segOpen, b.segDur = true, 0
 		}
 		if err := b.mux.beginPart(key); err != nil {

@@ -38,6 +38,31 @@ type Options struct {
 	WindowSegments int           // segments kept in memory and listed (default 6)
 	Now            func() time.Time
 	Logger         *slog.Logger // default slog.Default()
+	// OnSegment, when set, receives every complete segment (recordings).
+	// It runs on the packager's goroutine and must not block.
+	OnSegment func(Segment)
+}
+
+// Segment is a complete media segment as OnSegment receives it: one GOP
+// (cut at every keyframe; MaxSegment caps long ones).
+type Segment struct {
+	Seq             uint64
+	Data            []byte // the segment's bytes, its parts concatenated
+	Duration        time.Duration
+	ProgramDateTime time.Time
+	// Discontinuity marks a segment after a takeover within the stream.
+	Discontinuity bool
+	// Init is the fMP4 init section the segment needs (nil for TS);
+	// InitVersion changes when a takeover brings new parameter sets.
+	Init        []byte
+	InitVersion int
+	// Keyframe is the access unit that opens the segment when it is an
+	// H.264 keyframe (thumbnails), with the parameter sets and size of
+	// the video track at that point; nil otherwise.
+	Keyframe      [][]byte
+	SPS, PPS      []byte
+	Width, Height int
+	VideoFrames   int
 }
 
 // partTolerance lets a part run this much past PartTarget. RTMP and FLV
@@ -97,6 +122,10 @@ type segment struct {
 	complete      bool
 	initVersion   int // which init section (fMP4) the segment needs
 	videoFrames   int
+	// keyframe opens the segment when it is a video keyframe (OnSegment).
+	keyframe      [][]byte
+	sps, pps      []byte
+	width, height int
 }
 
 // Packager packages one rendition's hub into HLS. Create it with
@@ -267,6 +296,12 @@ func (p *Packager) publishPart(pt *part, start *segment, videoFrames int) {
 
 // completeSegment closes the open segment and trims the window.
 func (p *Packager) completeSegment() {
+	var out *Segment
+	defer func() {
+		if out != nil {
+			p.opts.OnSegment(*out)
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.segs)
@@ -274,6 +309,9 @@ func (p *Packager) completeSegment() {
 		return
 	}
 	p.segs[n-1].complete = true
+	if p.opts.OnSegment != nil {
+		out = p.segmentOutLocked(p.segs[n-1])
+	}
 	for len(p.segs) > p.opts.WindowSegments+retainExtra {
 		p.segs[0] = nil
 		p.segs = p.segs[1:]
@@ -286,6 +324,19 @@ func (p *Packager) completeSegment() {
 	p.measureLocked()
 	p.broadcastLocked()
 	p.readyOnce.Do(func() { close(p.ready) })
+}
+
+// segmentOutLocked copies a complete segment for OnSegment.
+func (p *Packager) segmentOutLocked(s *segment) *Segment {
+	data := make([]byte, 0, s.size)
+	for _, pt := range s.parts {
+		data = append(data, pt.data...)
+	}
+	return &Segment{
+		Seq: s.msn, Data: data, Duration: s.dur, ProgramDateTime: s.pdt, Discontinuity: s.discontinuity,
+		Init: p.inits[s.initVersion], InitVersion: s.initVersion,
+		Keyframe: s.keyframe, SPS: s.sps, PPS: s.pps, Width: s.width, Height: s.height, VideoFrames: s.videoFrames,
+	}
 }
 
 // raiseTargetLocked keeps EXT-X-TARGETDURATION at or above every segment's

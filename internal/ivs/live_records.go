@@ -31,6 +31,9 @@ type IngestChannel struct {
 	SRTPassphrase          string
 	// Snapshot is the channel as the API shows it, kept in stream sessions.
 	Snapshot *Channel
+	// Recording is the channel's recording configuration when it has one
+	// (in whatever state it is: only ACTIVE ones record).
+	Recording *RecordingConfiguration
 }
 
 // ChannelByStreamKey resolves the stream key an encoder presents.
@@ -56,10 +59,22 @@ func (s *Service) ChannelByStreamKey(ctx context.Context, key string) (*IngestCh
 		return nil, err
 	}
 	a, _ := parseARN(r.ARN)
-	return &IngestChannel{
+	ch := &IngestChannel{
 		ARN: r.ARN, Account: r.Account, ID: a.ID, Name: d.Name, Type: d.Type, LatencyMode: d.LatencyMode, ContainerFormat: d.ContainerFormat, Preset: d.Preset,
 		InsecureIngest: d.InsecureIngest, SRTPassphrase: d.SRTPassphrase, Snapshot: snap,
-	}, nil
+	}
+	if d.RecordingConfigurationArn != "" {
+		rc, err := s.store.Get(ctx, d.RecordingConfigurationArn)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil {
+			if ch.Recording, err = recordingOut(rc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ch, nil
 }
 
 // ConcurrentStreamsQuota is the configured concurrent-streams quota.

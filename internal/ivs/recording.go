@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/openivs/openivs/internal/awsapi"
+	"github.com/openivs/openivs/internal/blob"
 	"github.com/openivs/openivs/internal/store"
 )
 
@@ -52,6 +54,17 @@ const (
 	RecordingStateCreateFailed = "CREATE_FAILED"
 )
 
+// BucketChecker checks that a bucket exists and takes objects, as
+// blob.Store.CheckBucket does.
+type BucketChecker interface {
+	CheckBucket(ctx context.Context, bucket string) error
+}
+
+// BucketCheckTimeout bounds the check of a new recording configuration's
+// bucket; a check that takes longer fails (CREATE_FAILED). IVS takes "a
+// few seconds, but it can be up to 20 seconds".
+const BucketCheckTimeout = 30 * time.Second
+
 type recordingDoc struct {
 	RecordingConfiguration
 }
@@ -94,6 +107,10 @@ func (s *Service) createRecordingConfiguration(ctx context.Context, call *awsapi
 	if in.DestinationConfiguration.S3 == nil {
 		return nil, awsapi.Validation("destinationConfiguration.s3: an S3 destination is required.")
 	}
+	// The model checks length and characters; S3 has a few rules more.
+	if err := blob.CheckBucketName(in.DestinationConfiguration.S3.BucketName); err != nil {
+		return nil, awsapi.Validation("destinationConfiguration.s3.bucketName: %v.", err)
+	}
 	// IVS's defaults: thumbnails every 60 s, sequential; every rendition recorded.
 	thumb := &ThumbnailConfiguration{RecordingMode: "INTERVAL", TargetIntervalSeconds: 60, Storage: []string{"SEQUENTIAL"}}
 	if t := in.ThumbnailConfiguration; t != nil {
@@ -124,11 +141,14 @@ func (s *Service) createRecordingConfiguration(ctx context.Context, call *awsapi
 			return nil, awsapi.Validation("renditionConfiguration.renditions: renditions can be listed only with renditionSelection CUSTOM.")
 		}
 	}
+	// As IVS: CREATING until the bucket is checked in the background.
+	state := RecordingStateActive
+	if s.cfg.Buckets != nil {
+		state = RecordingStateCreating
+	}
 	d := recordingDoc{RecordingConfiguration{
 		Name: in.Name, DestinationConfiguration: DestinationConfiguration{S3: in.DestinationConfiguration.S3},
-		// The recording issue checks the bucket asynchronously (CREATING → ACTIVE
-		// or CREATE_FAILED); until then the configuration is usable at once.
-		State:                  RecordingStateActive,
+		State:                  state,
 		ThumbnailConfiguration: thumb, RecordingReconnectWindowSeconds: in.RecordingReconnectWindowSeconds,
 		RenditionConfiguration: rend,
 	}}
@@ -147,7 +167,73 @@ func (s *Service) createRecordingConfiguration(ctx context.Context, call *awsapi
 	if err != nil {
 		return nil, err
 	}
+	if state == RecordingStateCreating {
+		s.checkBucket(r.ARN, in.DestinationConfiguration.S3.BucketName)
+	}
 	return map[string]any{"recordingConfiguration": out}, nil
+}
+
+// checkBucket checks a CREATING recording configuration's bucket in the
+// background and makes the configuration ACTIVE or CREATE_FAILED. A check
+// cut short by Close leaves it CREATING for ResumeBucketChecks.
+func (s *Service) checkBucket(arn, bucket string) {
+	s.goBackground(func(ctx context.Context) {
+		checkCtx, cancel := context.WithTimeout(ctx, BucketCheckTimeout)
+		err := s.cfg.Buckets.CheckBucket(checkCtx, bucket)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		state := RecordingStateActive
+		if err != nil {
+			state = RecordingStateCreateFailed
+			s.log.Warn("recording configuration CREATE_FAILED: its bucket failed the check",
+				"arn", arn, "bucket", bucket, "err", err)
+		}
+		_, err = s.store.Update(ctx, arn, func(r *store.Resource) error {
+			var d recordingDoc
+			if err := json.Unmarshal(r.Doc, &d); err != nil {
+				return err
+			}
+			if d.State != RecordingStateCreating {
+				return errSettled // another node's check came first
+			}
+			d.State = state
+			doc, err := json.Marshal(d)
+			r.Doc = doc
+			return err
+		})
+		if err != nil && !errors.Is(err, errSettled) && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+			s.log.Error("recording configuration: storing its state", "arn", arn, "state", state, "err", err)
+		}
+	})
+}
+
+var errSettled = errors.New("ivs: recording configuration state already settled")
+
+// ResumeBucketChecks starts the bucket check of every recording
+// configuration still CREATING (whose check a stop or crash cut short) and
+// returns how many it started. Without a BucketChecker it does nothing.
+func (s *Service) ResumeBucketChecks(ctx context.Context) (int, error) {
+	if s.cfg.Buckets == nil {
+		return 0, nil
+	}
+	items, err := s.store.List(ctx, store.Query{Kind: KindRecordingConfig})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range items {
+		c, err := recordingOut(r)
+		if err != nil {
+			return n, err
+		}
+		if c.State == RecordingStateCreating && c.DestinationConfiguration.S3 != nil {
+			s.checkBucket(r.ARN, c.DestinationConfiguration.S3.BucketName)
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (s *Service) listRecordingConfigurations(ctx context.Context, call *awsapi.Call) (any, error) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/openivs/openivs/internal/awsapi"
 	"github.com/openivs/openivs/internal/store"
@@ -45,6 +46,10 @@ type Config struct {
 	// RateLimits are per-operation requests per second (DefaultRateLimits).
 	RateLimits map[string]float64
 	Logger     *slog.Logger
+	// Buckets checks the bucket of a new recording configuration, which is
+	// CREATING until the check makes it ACTIVE or CREATE_FAILED. Nil: new
+	// recording configurations are ACTIVE at once.
+	Buckets BucketChecker
 }
 
 // Quotas are IVS's resource quotas (spec 05 §6.2), all configurable.
@@ -138,6 +143,13 @@ type Service struct {
 	streams StreamControl
 	// viewers counts live viewers; nil until playback is wired.
 	viewers ViewerCounter
+
+	// Background work (bucket checks) runs on bg until Close.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	bgMu     sync.Mutex // guards bgClosed and bgWork.Add
+	bgClosed bool
+	bgWork   sync.WaitGroup
 }
 
 // New builds the service.
@@ -161,7 +173,34 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, model: model}, nil
+	bg, cancel := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, model: model, bg: bg, bgCancel: cancel}, nil
+}
+
+// Close stops the service's background work and waits for it; call it
+// before closing the store. Work cut short is picked up again by the next
+// start (see ResumeBucketChecks).
+func (s *Service) Close() {
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
+	s.bgCancel()
+	s.bgWork.Wait()
+}
+
+// goBackground runs fn on the service's lifetime context, unless Close
+// was called.
+func (s *Service) goBackground(fn func(ctx context.Context)) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgClosed {
+		return
+	}
+	s.bgWork.Add(1)
+	go func() {
+		defer s.bgWork.Done()
+		fn(s.bg)
+	}()
 }
 
 // API returns the service for mounting on an awsapi.Server.

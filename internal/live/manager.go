@@ -60,6 +60,9 @@ type Config struct {
 	// Transcode, when set, gives STANDARD and ADVANCED channels their
 	// ladders; without it every channel is transmuxed like BASIC.
 	Transcode *TranscodeConfig
+	// Recording, when set, records the streams of channels with a
+	// recording configuration.
+	Recording *RecordingConfig
 	// Ingest, when set, receives every live stream's 1-second ingest
 	// samples (the IVS ingest metrics; ingest_metrics.go).
 	Ingest IngestReporter
@@ -256,7 +259,27 @@ func (m *Manager) Close() {
 		s.end("", "")
 	}
 	m.wg.Wait()
+	// Give recordings a moment to close in storage; one still uploading
+	// stays in the spool, and the next start closes it (record.Recover).
+	deadline := time.After(recordingCloseGrace)
+	for _, s := range all {
+		s.mu.Lock()
+		rec := s.recorder
+		s.mu.Unlock()
+		if rec == nil {
+			continue
+		}
+		select {
+		case <-rec.Done():
+		case <-deadline:
+			m.log.Warn("recordings still uploading at shutdown; the next start finishes them")
+			return
+		}
+	}
 }
+
+// recordingCloseGrace bounds how long Close waits for recordings.
+const recordingCloseGrace = 10 * time.Second
 
 func (m *Manager) publish(e events.Event) {
 	m.cfg.Events.Publish(context.Background(), e)

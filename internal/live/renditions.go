@@ -125,6 +125,7 @@ func (s *session) buildRenditions(video media.Track, fps float64) {
 		}
 	}
 	var variants []hls.Variant
+	var hubs []*media.Hub
 	haveAudioOnly := false
 	for i, r := range rungs {
 		hub := s.hub
@@ -136,8 +137,8 @@ func (s *session) buildRenditions(video media.Track, fps float64) {
 			continue // audio-only rung of a stream without audio
 		}
 		haveAudioOnly = haveAudioOnly || r.AudioOnly
-		v.Packager = hls.NewPackager(hub, opts)
 		variants = append(variants, v)
+		hubs = append(hubs, hub)
 	}
 	// Until measured, the passthrough is advertised above the highest
 	// encoded rung (it is above 720p), so players order and pick it right.
@@ -152,8 +153,13 @@ func (s *session) buildRenditions(video media.Track, fps float64) {
 		// BASIC and STANDARD: the source audio alone, on request.
 		variants = append(variants, hls.Variant{
 			Name: transcode.AudioOnlyName, Path: transcode.AudioOnlyName, AudioOnly: true, OnRequest: true,
-			Packager: hls.NewPackager(audioOnlyHub(s.hub, *audio, s.metaTrack), opts), Bandwidth: nominalBandwidth(transcode.Rung{AudioOnly: true}),
+			Bandwidth: nominalBandwidth(transcode.Rung{AudioOnly: true}),
 		})
+		hubs = append(hubs, audioOnlyHub(s.hub, *audio, s.metaTrack))
+	}
+	perVariant, recTracks := s.startRecording(variants, opts)
+	for i := range variants {
+		variants[i].Packager = hls.NewPackager(hubs[i], perVariant[i])
 	}
 	for i, v := range variants {
 		var reports []hls.RenditionReport
@@ -163,11 +169,14 @@ func (s *session) buildRenditions(video media.Track, fps float64) {
 			}
 		}
 		v.Packager.SetRenditionReports(reports)
-		p := v.Packager
+		p, rec := v.Packager, recTracks[i]
 		go func() {
 			// Run returns once the hub closes at the end of the session.
 			if err := p.Run(context.Background()); err != nil {
 				log.Error("packager stopped", "rendition", v.Path, "err", err)
+			}
+			if rec != nil {
+				rec.Done() // the packager flushed its last segment
 			}
 		}()
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/openivs/openivs/internal/ingest"
 	"github.com/openivs/openivs/internal/ivs"
 	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/record"
 	"github.com/openivs/openivs/internal/transcode"
 )
 
@@ -53,8 +54,9 @@ type session struct {
 	// ladder is known (renditions.go); transcoder makes the encoded ones.
 	renditions  []hls.Variant
 	transcoder  *transcode.Transcoder
-	releaseSlot func() // the node's transcode slot, when holding one
-	streaming   bool   // Stream Start sent
+	recorder    *record.Recorder // nil when the stream is not recorded
+	releaseSlot func()           // the node's transcode slot, when holding one
+	streaming   bool             // Stream Start sent
 	ended       bool
 	endedCh     chan struct{}
 

@@ -265,7 +265,9 @@ func TestRecordingConfigurations(t *testing.T) {
 	if !recordingARNRe.MatchString(aws.ToString(rc.Arn)) {
 		t.Errorf("recording configuration arn %q does not match %s", aws.ToString(rc.Arn), recordingARNRe)
 	}
-	eq(t, "state", rc.State, types.RecordingConfigurationStateActive)
+	// IVS answers CREATING and checks the bucket in the background (here
+	// a local directory, which the check creates).
+	eq(t, "state", rc.State, types.RecordingConfigurationStateCreating)
 	eq(t, "name", aws.ToString(rc.Name), "rec")
 	if rc.DestinationConfiguration == nil || rc.DestinationConfiguration.S3 == nil {
 		t.Errorf("destinationConfiguration missing")
@@ -287,6 +289,7 @@ func TestRecordingConfigurations(t *testing.T) {
 	}
 	deepEq(t, "tags", rc.Tags, map[string]string{"k": "v"})
 
+	waitRecordingActive(t, c, rc.Arn)
 	got, err := c.GetRecordingConfiguration(cx, &ivs.GetRecordingConfigurationInput{Arn: rc.Arn})
 	must(t, err, "GetRecordingConfiguration")
 	eq(t, "get state", got.RecordingConfiguration.State, types.RecordingConfigurationStateActive)
@@ -317,6 +320,7 @@ func TestRecordingConfigurations(t *testing.T) {
 		t.Errorf("custom thumbnailConfiguration missing")
 	}
 
+	waitRecordingActive(t, c, cc.Arn)
 	ls, err := c.ListRecordingConfigurations(cx, &ivs.ListRecordingConfigurationsInput{})
 	must(t, err, "ListRecordingConfigurations")
 	var listed []string
