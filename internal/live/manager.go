@@ -19,6 +19,7 @@ import (
 	"github.com/openivs/openivs/internal/ingest"
 	"github.com/openivs/openivs/internal/ivs"
 	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/record"
 	"github.com/openivs/openivs/internal/transcode"
 )
 
@@ -85,7 +86,9 @@ type Manager struct {
 	// ended keeps a finished stream's playback for a while, so viewers see
 	// its playlist end (EXT-X-ENDLIST) rather than a 404.
 	ended map[string]endedStream
-	wg    sync.WaitGroup // session monitors
+	// recordings are recordings within their reconnect window, by channel.
+	recordings map[string]*record.Recorder
+	wg         sync.WaitGroup // session monitors
 }
 
 // NewManager returns a manager with IVS's defaults for unset limits.
@@ -261,14 +264,24 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 	// Give recordings a moment to close in storage; one still uploading
 	// stays in the spool, and the next start closes it (record.Recover).
-	deadline := time.After(recordingCloseGrace)
+	var recs []*record.Recorder
+	m.mu.Lock()
+	for _, rec := range m.recordings {
+		recs = append(recs, rec) // within their reconnect window
+	}
+	m.mu.Unlock()
 	for _, s := range all {
 		s.mu.Lock()
-		rec := s.recorder
-		s.mu.Unlock()
-		if rec == nil {
-			continue
+		if s.recorder != nil {
+			recs = append(recs, s.recorder)
 		}
+		s.mu.Unlock()
+	}
+	for _, rec := range recs {
+		rec.StopWaiting()
+	}
+	deadline := time.After(recordingCloseGrace)
+	for _, rec := range recs {
 		select {
 		case <-rec.Done():
 		case <-deadline:

@@ -6,6 +6,7 @@ import (
 
 	"github.com/openivs/openivs/internal/blob"
 	"github.com/openivs/openivs/internal/hls"
+	"github.com/openivs/openivs/internal/media"
 	"github.com/openivs/openivs/internal/record"
 )
 
@@ -105,18 +106,85 @@ func (s *session) startRecording(variants []hls.Variant, base hls.Options) ([]hl
 		}
 		makeThumb = cfg.Thumbnails.JPEG
 	}
+	mediaKey := s.recordingMedia(variants)
+	if prev := s.m.lingeringRecording(s.ch.ARN); prev != nil {
+		// A reconnect within the window continues the same recording.
+		if merged, ok := prev.Resume(s.st.StreamID, mediaKey, renditions); ok {
+			s.recorder = prev
+			for n, i := range chosen {
+				opts[i].OnSegment = merged[n].Segment
+				tracks[i] = merged[n]
+			}
+			return opts, tracks
+		}
+	}
 	rec := record.Start(record.Config{
 		Store: cfg.Store, SpoolDir: cfg.SpoolDir, Bucket: rc.DestinationConfiguration.S3.BucketName,
 		Account: s.ch.Account, Region: s.m.cfg.Region, ChannelARN: s.ch.ARN, ChannelID: s.ch.ID, ChannelName: s.ch.Name,
 		StreamID: s.st.StreamID, Container: s.ch.ContainerFormat, Thumbnails: thumbs, MakeThumbnail: makeThumb,
 		ThumbnailSize: func(w, h int) (int, int) { return record.ThumbnailSize(thumbs.Resolution, w, h, sizes) },
 		Events:        s.m.cfg.Events, OnRecorded: cfg.OnRecorded, Logger: s.m.log,
+		ReconnectWindow: time.Duration(rc.RecordingReconnectWindowSeconds) * time.Second, Media: mediaKey,
 	}, renditions)
 	s.recorder = rec
+	if rc.RecordingReconnectWindowSeconds > 0 {
+		s.m.keepRecording(s.ch.ARN, rec)
+	}
 	for n, i := range chosen {
 		t := rec.Track(n)
 		opts[i].OnSegment = t.Segment
 		tracks[i] = t
 	}
 	return opts, tracks
+}
+
+// recordingMedia describes the stream for matching reconnects: the
+// source's resolution, frame rate and codecs, and the encoder's bitrate.
+// Called with s.mu held.
+func (s *session) recordingMedia(variants []hls.Variant) record.Media {
+	var m record.Media
+	for _, t := range s.tracks {
+		switch {
+		case t.Kind == media.Video && m.VideoCodec == "":
+			m.Width, m.Height, m.VideoCodec = t.Width, t.Height, t.CodecString
+		case t.Kind == media.Audio && m.AudioCodec == "":
+			m.AudioCodec = t.CodecString
+		}
+	}
+	for _, v := range variants {
+		if v.Source {
+			m.FPS = v.FrameRate
+		}
+	}
+	if c := s.sess.IngestConfiguration; c != nil && c.Video != nil {
+		m.Bitrate = c.Video.TargetBitrate
+	}
+	return m
+}
+
+// lingeringRecording is the channel's recording still within its
+// reconnect window, if any.
+func (m *Manager) lingeringRecording(channelARN string) *record.Recorder {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.recordings[channelARN]
+}
+
+// keepRecording remembers a recording with a reconnect window until it
+// closes, so a reconnect can continue it.
+func (m *Manager) keepRecording(channelARN string, rec *record.Recorder) {
+	m.mu.Lock()
+	if m.recordings == nil {
+		m.recordings = map[string]*record.Recorder{}
+	}
+	m.recordings[channelARN] = rec
+	m.mu.Unlock()
+	go func() {
+		<-rec.Done()
+		m.mu.Lock()
+		if m.recordings[channelARN] == rec {
+			delete(m.recordings, channelARN)
+		}
+		m.mu.Unlock()
+	}()
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,8 +38,14 @@ type Config struct {
 	Events        events.Publisher
 	// OnRecorded, when set, is told of recorded media time (RecordedTime).
 	OnRecorded func(channelARN string, d time.Duration)
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// ReconnectWindow is recordingReconnectWindowSeconds: a new stream of
+	// the channel within it whose media matches continues the recording
+	// (Resume); Recording End waits for it to pass.
+	ReconnectWindow time.Duration
+	// Media describes the stream, for matching a reconnect.
+	Media  Media
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Rendition is one rendition to record.
@@ -60,6 +68,13 @@ type Recorder struct {
 	segs   chan trackSegment
 	tracks []*Track
 	done   chan struct{} // closed when the recording is closed (or failed)
+	// resume takes a reconnecting stream while the recording lingers;
+	// stop ends the lingering early (shutdown).
+	resume   chan resumeRequest
+	stop     chan struct{}
+	stopOnce sync.Once
+	// streamID is the stream being recorded now (the last one merged).
+	streamID string
 
 	// Set by run.
 	m          *meta
@@ -99,6 +114,9 @@ type renditionState struct {
 	initN   int
 	seen    bool // a segment arrived (recording_started.json waits for all)
 	ended   bool
+	// discNext marks the next segment as a discontinuity (the first of a
+	// merged reconnect).
+	discNext bool
 }
 
 // thumbnailQueue bounds keyframes waiting for ffmpeg to make them
@@ -121,7 +139,8 @@ func Start(cfg Config, renditions []Rendition) *Recorder {
 		cfg.Now = time.Now
 	}
 	r := &Recorder{cfg: cfg, log: cfg.Logger.With("stream_id", cfg.StreamID, "component", "record"),
-		segs: make(chan trackSegment, segmentQueue), done: make(chan struct{})}
+		segs: make(chan trackSegment, segmentQueue), done: make(chan struct{}), resume: make(chan resumeRequest), stop: make(chan struct{}),
+		streamID: cfg.StreamID}
 	started := cfg.Now().UTC()
 	recID := randomID(12)
 	r.m = &meta{
@@ -202,25 +221,155 @@ func (r *Recorder) run() {
 		r.thumbs, r.thumbsDone = make(chan hls.Segment, thumbnailQueue), make(chan struct{})
 		go func() { defer close(r.thumbsDone); r.thumbnailLoop(ctx) }()
 	}
-	live := len(r.tracks)
 	var failure error
-	for live > 0 {
-		ts := <-r.segs
-		st := r.state[ts.track]
-		if ts.done {
-			st.ended = true
-			live--
-			continue
+	for {
+		live := len(r.tracks)
+		for live > 0 {
+			ts := <-r.segs
+			st := r.state[ts.track]
+			if ts.done {
+				st.ended = true
+				live--
+				continue
+			}
+			if err := r.write(ts.track, ts.seg); err != nil && failure == nil {
+				failure = err
+				r.log.Error("recording: spooling a segment failed; the recording ends", "err", err)
+				// Disk full or gone: end the recording, never the stream.
+				r.drainUntilDone(live)
+				break
+			}
 		}
-		if err := r.write(ts.track, ts.seg); err != nil && failure == nil {
-			failure = err
-			r.log.Error("recording: spooling a segment failed; the recording ends", "err", err)
-			// Disk full or gone: end the recording, never the stream.
-			r.drainUntilDone(live)
+		if failure != nil || !r.linger() {
 			break
 		}
 	}
 	r.finish(failure)
+}
+
+// Limits of merging reconnects (spec 04 §3.6).
+const (
+	maxMergedStreams = 20
+	maxMergedAge     = 48 * time.Hour
+)
+
+// Media is what must match for a reconnecting stream to continue a
+// recording: resolution, frame rate, codecs, and a bitrate within 50% of
+// the first stream's (0 when unknown: not compared).
+type Media struct {
+	Width, Height int
+	FPS           float64
+	VideoCodec    string // RFC 6381 codec strings; their family is compared
+	AudioCodec    string
+	Bitrate       int64
+}
+
+// matches reports whether b may continue a recording of a.
+func (a Media) matches(b Media) bool {
+	family := func(c string) string { f, _, _ := strings.Cut(c, "."); return f }
+	if a.Width != b.Width || a.Height != b.Height || math.Abs(a.FPS-b.FPS) > 0.5 ||
+		family(a.VideoCodec) != family(b.VideoCodec) || family(a.AudioCodec) != family(b.AudioCodec) {
+		return false
+	}
+	if a.Bitrate > 0 && b.Bitrate > 0 {
+		if d := math.Abs(float64(b.Bitrate-a.Bitrate)) / float64(a.Bitrate); d > 0.5 {
+			return false
+		}
+	}
+	return true
+}
+
+type resumeRequest struct {
+	streamID   string
+	media      Media
+	renditions []Rendition
+	reply      chan []*Track // nil when refused
+}
+
+// resumeWait bounds how long Resume waits for the previous stream's
+// renditions to finish before the recording can take the new one.
+const resumeWait = 2 * time.Second
+
+// Resume continues this recording with a reconnecting stream of the same
+// channel, when it is within the reconnect window, its media and
+// renditions match, and the merge limits allow; it returns the new
+// stream's tracks (in the order of renditions), or false.
+func (r *Recorder) Resume(streamID string, media Media, renditions []Rendition) ([]*Track, bool) {
+	req := resumeRequest{streamID: streamID, media: media, renditions: renditions, reply: make(chan []*Track, 1)}
+	t := time.NewTimer(resumeWait)
+	defer t.Stop()
+	select {
+	case r.resume <- req:
+	case <-r.done:
+		return nil, false
+	case <-t.C:
+		return nil, false
+	}
+	tracks := <-req.reply
+	return tracks, tracks != nil
+}
+
+// linger waits out the reconnect window once every track has ended: the
+// media so far is uploaded meanwhile, and a matching reconnect continues
+// the recording (true).
+func (r *Recorder) linger() bool {
+	window := r.cfg.ReconnectWindow
+	if window <= 0 {
+		return false
+	}
+	for i := range r.state {
+		if err := r.closeFile(i); err != nil {
+			r.log.Warn("recording: closing a file before the reconnect window", "err", err)
+		}
+	}
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return false
+		case <-r.stop:
+			return false
+		case req := <-r.resume:
+			if !r.canMerge(req) {
+				req.reply <- nil
+				continue
+			}
+			r.streamID = req.streamID
+			r.m.StreamIDs = append(r.m.StreamIDs, req.streamID)
+			r.tracks = make([]*Track, len(req.renditions))
+			for i := range r.tracks {
+				r.tracks[i] = &Track{r: r, i: i}
+				st := r.state[i]
+				st.ended, st.discNext = false, true
+				st.inits = map[int]int{} // the new packager numbers its init sections afresh
+			}
+			if err := writeJSONAtomic(filepath.Join(r.dir, metaFile), r.m); err != nil {
+				r.log.Warn("recording: saving the merged stream in the spool", "err", err)
+			}
+			r.log.Info("reconnect continues the recording", "stream_id", req.streamID, "prefix", r.m.Prefix,
+				"streams", len(r.m.StreamIDs))
+			req.reply <- r.tracks
+			return true
+		}
+	}
+}
+
+// StopWaiting ends the reconnect window now: the node is shutting down,
+// so no reconnect will come to it.
+func (r *Recorder) StopWaiting() { r.stopOnce.Do(func() { close(r.stop) }) }
+
+func (r *Recorder) canMerge(req resumeRequest) bool {
+	if len(r.m.StreamIDs) >= maxMergedStreams || r.cfg.Now().Sub(r.m.StartedAt) >= maxMergedAge ||
+		!r.cfg.Media.matches(req.media) || len(req.renditions) != len(r.m.Renditions) {
+		return false
+	}
+	for i, rd := range req.renditions {
+		if rd.Path != r.m.Renditions[i].Path {
+			return false
+		}
+	}
+	return true
 }
 
 // drain discards segments until every track is done (a recording that
@@ -297,7 +446,8 @@ func (r *Recorder) write(track int, s hls.Segment) error {
 		return err
 	}
 	e := indexEntry{File: st.fileN, Offset: st.offset, Size: int64(len(s.Data)), DurUS: s.Duration.Microseconds(),
-		PDT: s.ProgramDateTime.UTC(), Disc: s.Discontinuity, Init: initN}
+		PDT: s.ProgramDateTime.UTC(), Disc: s.Discontinuity || st.discNext, Init: initN}
+	st.discNext = false
 	line, _ := json.Marshal(e)
 	if err := appendLine(filepath.Join(st.dir, indexFile), line); err != nil {
 		return err
@@ -483,7 +633,7 @@ func (r *Recorder) event(status, reason, prefix string, durationMS int64, withSt
 	if r.cfg.Events == nil {
 		return
 	}
-	r.cfg.Events.Publish(context.Background(), recordingEvent(r.m, r.cfg.StreamID, status, reason, prefix, durationMS, withStreams, r.cfg.Now()))
+	r.cfg.Events.Publish(context.Background(), recordingEvent(r.m, r.streamID, status, reason, prefix, durationMS, withStreams, r.cfg.Now()))
 }
 
 func recordingEvent(m *meta, streamID, status, reason, prefix string, durationMS int64, withStreams bool, at time.Time) events.Event {

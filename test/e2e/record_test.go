@@ -308,3 +308,86 @@ func probeSizes(t *testing.T, file string) []string {
 	}
 	return strings.Fields(string(out))
 }
+
+// TestRecordMergesReconnects: with recordingReconnectWindowSeconds, a
+// stream that reconnects within the window continues the recording (one
+// prefix, both stream ids, Recording End only once the window passed);
+// a stream after the window starts a new recording.
+func TestRecordMergesReconnects(t *testing.T) {
+	t.Parallel()
+	ffmpegPath(t)
+	hook := newEventReceiver(t)
+	srv := startServer(t, serverOpts{Config: "event-sinks:\n" + hook.sinkYAML("hook", "")})
+	c := ivsClient(t, srv)
+	rc, err := c.CreateRecordingConfiguration(ctx(t), &ivs.CreateRecordingConfigurationInput{
+		DestinationConfiguration:        &types.DestinationConfiguration{S3: &types.S3DestinationConfiguration{BucketName: aws.String("merge-test")}},
+		RecordingReconnectWindowSeconds: 8,
+		ThumbnailConfiguration:          &types.ThumbnailConfiguration{RecordingMode: types.RecordingModeDisabled},
+	})
+	must(t, err, "CreateRecordingConfiguration")
+	waitRecordingActive(t, c, rc.RecordingConfiguration.Arn)
+	ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType, RecordingConfigurationArn: rc.RecordingConfiguration.Arn})
+	arn := aws.ToString(ch.Channel.Arn)
+	stream := func() string {
+		t.Helper()
+		e := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{seconds: 6})
+		st := waitLive(t, c, ch.Channel.Arn, e)
+		<-e.exitedOnce()
+		waitOffline(t, c, ch.Channel.Arn, 15*time.Second)
+		return aws.ToString(st.StreamId)
+	}
+	first := stream()
+	second := stream() // reconnects at once: within the window
+	end := hook.wait(t, arn, 30*time.Second, "Recording Start", "Recording End")
+	recs := hook.of(arn)
+	var recNames []string
+	for _, e := range recs {
+		if e.DetailType == "IVS Recording State Change" {
+			recNames = append(recNames, e.name())
+		}
+	}
+	deepEq(t, "recording events of two merged streams", recNames, []string{"Recording Start", "Recording End"})
+	ids, _ := end.Detail["recording_session_stream_ids"].([]any)
+	deepEq(t, "recording_session_stream_ids", ids, []any{first, second})
+	prefix := end.Detail["recording_s3_key_prefix"].(string)
+	store := blob.NewLocal(filepath.Join(srv.DataDir, "recordings"))
+	raw, err := store.Get(context.Background(), "merge-test", prefix+"/media/hls/"+"byte-range-multivariant.m3u8")
+	must(t, err, "byte-range master")
+	variant := ""
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasSuffix(l, ".m3u8") {
+			variant = l
+		}
+	}
+	br, err := store.Get(context.Background(), "merge-test", prefix+"/media/hls/"+variant)
+	must(t, err, "byte-range playlist")
+	if n := strings.Count(string(br), "#EXT-X-DISCONTINUITY"); n != 1 {
+		t.Errorf("merged recording has %d discontinuities, want 1:\n%s", n, br)
+	}
+	if ms, _ := end.Detail["recording_duration_ms"].(float64); ms < 10000 || ms > 13000 {
+		t.Errorf("merged duration %v ms, want the two 6 s streams", ms)
+	}
+
+	// After the window: a new recording, a new prefix.
+	stream()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var prefixes []string
+		for _, e := range hook.of(arn) {
+			if e.name() == "Recording End" {
+				prefixes = append(prefixes, e.Detail["recording_s3_key_prefix"].(string))
+			}
+		}
+		if len(prefixes) == 2 {
+			if prefixes[0] == prefixes[1] {
+				t.Fatalf("a stream after the window went to the same prefix %s", prefixes[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recording events %v", names(hook.of(arn)))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	hook.verified(t)
+}
