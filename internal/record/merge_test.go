@@ -128,3 +128,57 @@ func TestStopWaitingEndsWindow(t *testing.T) {
 		t.Fatal("StopWaiting did not end the reconnect window")
 	}
 }
+
+// A spool that runs out of space (the media file is /dev/full, which
+// fails every write with ENOSPC) ends the recording with Recording End
+// Failure and RECORDING_ENDED_WITH_FAILURE, keeping what was recorded;
+// the packager (the live stream) never waits on it.
+func TestSpoolDiskFullEndsRecordingNotStream(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	es := mediatest.Encode(t, mediatest.EncodeOptions{Width: 320, Height: 180, Seconds: 24, GOP: 60})
+	root, spool := t.TempDir(), filepath.Join(t.TempDir(), "spool")
+	pub := &eventLog{}
+	rec := Start(Config{Store: blob.NewLocal(root), SpoolDir: spool, Bucket: "recordings",
+		Account: "123456789012", Region: "us-west-2", ChannelARN: "arn:aws:ivs:us-west-2:123456789012:channel/AbCdEfGh1234",
+		ChannelID: "AbCdEfGh1234", StreamID: "st-full", Container: "TS", Events: pub, Logger: slog.New(slog.DiscardHandler)},
+		[]Rendition{{Path: "180p30", Width: 320, Height: 180}})
+	// The second 10-second file lands on a full disk.
+	dir := filepath.Join(spool, rec.m.RecordingID, "180p30")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/full", filepath.Join(dir, "1.ts")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	feed(t, es, rec.Track(0))
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the packager took %v: it waited on the failing recorder", took)
+	}
+	select {
+	case <-rec.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the recording did not close")
+	}
+	if got := pub.statuses(); !slices.Equal(got, []string{statusStart, statusEndFailure}) {
+		t.Fatalf("events %v", got)
+	}
+	if r := pub.evs[1].Detail["recording_status_reason"]; r != "InternalServerErrorException" {
+		t.Errorf("recording_status_reason %v", r)
+	}
+	local := filepath.Join(root, "recordings", filepath.FromSlash(rec.Prefix()))
+	var ended metadataFile
+	raw, err := os.ReadFile(filepath.Join(local, "events", "recording_ended.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &ended); err != nil || ended.RecordingStatus != statusEndedWithError || ended.RecordingStatusMessage == "" {
+		t.Errorf("recording_ended.json: %s", raw)
+	}
+	// What was recorded before the disk filled is kept and plays.
+	if d := ffprobeDuration(t, filepath.Join(local, "media", "hls", "master.m3u8")); d < 9 || d > 13 {
+		t.Errorf("the kept recording plays %.2f s, want the first 10-second file", d)
+	}
+}

@@ -112,9 +112,12 @@ func TestRecordToStorage(t *testing.T) {
 					t.Fatal("the 30 s encode did not finish")
 				}
 			}
+			ended := time.Now()
 			for typ, ch := range channels {
 				arn := aws.ToString(ch.Channel.Arn)
 				end := hook.wait(t, arn, 40*time.Second, "Recording Start", "Recording End")
+				// Informational (docs/benchmarks.md): encoder gone → recording complete.
+				t.Logf("%s %s: Recording End %v after the encoder finished", dest, typ, time.Since(ended).Round(10*time.Millisecond))
 				start := hook.of(arn)[0]
 				checkRecordingEvent(t, start, arn, bucket)
 				checkRecordingEvent(t, end, arn, bucket)
