@@ -2,10 +2,12 @@ package live
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/openivs/openivs/internal/blob"
 	"github.com/openivs/openivs/internal/hls"
+	"github.com/openivs/openivs/internal/ivs"
 	"github.com/openivs/openivs/internal/media"
 	"github.com/openivs/openivs/internal/record"
 )
@@ -21,17 +23,37 @@ type RecordingConfig struct {
 	OnRecorded func(channelARN string, d time.Duration)
 }
 
-// Resolution bands of renditionConfiguration and thumbnails (spec 04 §0):
-// the shorter edge of a rendition.
-func resolutionBand(height int) string {
+// resolutionBand is the band of a rendition's shorter edge, as
+// renditionConfiguration names them (spec 04 §0): LOWEST_RESOLUTION up to
+// 360, SD up to 480, HD up to 720, FULL_HD above.
+func resolutionBand(short int) string {
 	switch {
-	case height <= 480:
+	case short <= 360:
+		return "LOWEST_RESOLUTION"
+	case short <= 480:
 		return "SD"
-	case height <= 720:
+	case short <= 720:
 		return "HD"
 	default:
 		return "FULL_HD"
 	}
+}
+
+// chooseRenditions picks the renditions to record: every one viewers get
+// (ALL), or those of the chosen resolution bands (CUSTOM), in ladder order.
+func chooseRenditions(variants []hls.Variant, sel *ivs.RenditionConfiguration) []int {
+	var chosen []int
+	for i, v := range variants {
+		if v.OnRequest {
+			continue
+		}
+		if sel != nil && sel.RenditionSelection == "CUSTOM" &&
+			(v.AudioOnly || !slices.Contains(sel.Renditions, resolutionBand(min(v.Width, v.Height)))) {
+			continue
+		}
+		chosen = append(chosen, i)
+	}
+	return chosen
 }
 
 // startRecording starts the stream's recording, when its channel has an
@@ -49,34 +71,7 @@ func (s *session) startRecording(variants []hls.Variant, base hls.Options) ([]hl
 	if rc == nil || cfg == nil || rc.DestinationConfiguration.S3 == nil {
 		return opts, tracks
 	}
-	// Which renditions: every one viewers get (ALL), or those of the
-	// chosen resolution bands (CUSTOM).
-	var chosen []int
-	lowest := -1
-	for i, v := range variants {
-		if v.OnRequest {
-			continue
-		}
-		if !v.AudioOnly && (lowest < 0 || v.Height < variants[lowest].Height) {
-			lowest = i
-		}
-	}
-	for i, v := range variants {
-		if v.OnRequest {
-			continue
-		}
-		if sel := rc.RenditionConfiguration; sel != nil && sel.RenditionSelection == "CUSTOM" {
-			want := false
-			for _, band := range sel.Renditions {
-				want = want || (band == "LOWEST_RESOLUTION" && i == lowest) ||
-					(!v.AudioOnly && band == resolutionBand(min(v.Width, v.Height)))
-			}
-			if !want {
-				continue
-			}
-		}
-		chosen = append(chosen, i)
-	}
+	chosen := chooseRenditions(variants, rc.RenditionConfiguration)
 	if len(chosen) == 0 {
 		s.m.log.Warn("recording: the configuration selects none of the stream's renditions", "stream_id", s.st.StreamID)
 		return opts, tracks

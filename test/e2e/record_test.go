@@ -96,14 +96,44 @@ func TestRecordToStorage(t *testing.T) {
 			})
 			must(t, err, "CreateRecordingConfiguration")
 			waitRecordingActive(t, c, rc.RecordingConfiguration.Arn)
-			channels := map[types.ChannelType]*ivs.CreateChannelOutput{}
-			for _, typ := range []types.ChannelType{types.ChannelTypeBasicChannelType, types.ChannelTypeStandardChannelType} {
-				channels[typ] = createChannel(t, c, &ivs.CreateChannelInput{Type: typ, RecordingConfigurationArn: rc.RecordingConfiguration.Arn})
+			typs := []types.ChannelType{types.ChannelTypeBasicChannelType, types.ChannelTypeStandardChannelType}
+			var channels []*ivs.CreateChannelOutput
+			for _, typ := range typs {
+				channels = append(channels, createChannel(t, c, &ivs.CreateChannelInput{Type: typ, RecordingConfigurationArn: rc.RecordingConfiguration.Arn}))
 			}
 			var encs []*encoder
 			for _, ch := range channels {
 				encs = append(encs, startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)),
 					encodeOpts{size: "640x360", bitrate: "800k", seconds: 30}))
+			}
+			// Timed metadata sent while recording is in the recorded media.
+			marker := "recorded-metadata-" + dest
+			for i, ch := range channels {
+				waitLive(t, c, ch.Channel.Arn, encs[i])
+				waitEvent(t, c, ch.Channel.Arn, "Stream Start", 20*time.Second)
+				_, err := c.PutMetadata(ctx(t), &ivs.PutMetadataInput{ChannelArn: ch.Channel.Arn, Metadata: aws.String(marker)})
+				must(t, err, "PutMetadata")
+			}
+			if dest == "s3" {
+				// A bucket that does not exist: the configuration fails its
+				// check, and a stream on it goes live unrecorded with a
+				// Recording Start Failure.
+				missing, err := c.CreateRecordingConfiguration(ctx(t), &ivs.CreateRecordingConfigurationInput{
+					DestinationConfiguration: &types.DestinationConfiguration{S3: &types.S3DestinationConfiguration{BucketName: aws.String("openivs-no-such-bucket")}},
+				})
+				must(t, err, "CreateRecordingConfiguration (missing bucket)")
+				waitRecordingState(t, c, missing.RecordingConfiguration.Arn, types.RecordingConfigurationStateCreateFailed)
+				ch := createChannel(t, c, &ivs.CreateChannelInput{Type: types.ChannelTypeBasicChannelType,
+					RecordingConfigurationArn: missing.RecordingConfiguration.Arn})
+				e := startEncoder(t, rtmpsURL(srv, aws.ToString(ch.StreamKey.Value)), encodeOpts{seconds: 20})
+				waitLive(t, c, ch.Channel.Arn, e)
+				failure := hook.wait(t, aws.ToString(ch.Channel.Arn), 30*time.Second, "Recording Start Failure")
+				checkRecordingEvent(t, failure, aws.ToString(ch.Channel.Arn), "openivs-no-such-bucket")
+				eq(t, "start failure prefix", failure.Detail["recording_s3_key_prefix"], any(""))
+				if r, _ := failure.Detail["recording_status_reason"].(string); r == "" {
+					t.Error("Recording Start Failure without a recording_status_reason")
+				}
+				waitEvent(t, c, ch.Channel.Arn, "Stream Start", 20*time.Second) // the stream itself goes on
 			}
 			for _, e := range encs {
 				select {
@@ -113,7 +143,8 @@ func TestRecordToStorage(t *testing.T) {
 				}
 			}
 			ended := time.Now()
-			for typ, ch := range channels {
+			for i, ch := range channels {
+				typ := typs[i]
 				arn := aws.ToString(ch.Channel.Arn)
 				end := hook.wait(t, arn, 40*time.Second, "Recording Start", "Recording End")
 				// Informational (docs/benchmarks.md): encoder gone → recording complete.
@@ -126,8 +157,43 @@ func TestRecordToStorage(t *testing.T) {
 					t.Errorf("%s: start prefix %v, end prefix %v", typ, start.Detail["recording_s3_key_prefix"], prefix)
 				}
 				checkRecording(t, string(typ), store, bucket, prefix, arn, 30)
+				checkRecordedMarker(t, string(typ), store, bucket, prefix, marker)
 			}
 		})
+	}
+}
+
+// checkRecordedMarker finds a PutMetadata payload in the recorded media.
+func checkRecordedMarker(t *testing.T, what string, store blob.Store, bucket, prefix, marker string) {
+	t.Helper()
+	keys, err := store.List(context.Background(), bucket, prefix+"/media/hls/")
+	must(t, err, "list media")
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".ts") && !strings.HasSuffix(k, ".mp4") {
+			continue
+		}
+		data, err := store.Get(context.Background(), bucket, k)
+		must(t, err, "get "+k)
+		if bytes.Contains(data, []byte(marker)) {
+			return
+		}
+	}
+	t.Errorf("%s: the timed metadata %q sent while recording is not in the recorded media", what, marker)
+}
+
+func waitRecordingState(t *testing.T, c *ivs.Client, arn *string, want types.RecordingConfigurationState) {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		out, err := c.GetRecordingConfiguration(ctx(t), &ivs.GetRecordingConfigurationInput{Arn: arn})
+		must(t, err, "GetRecordingConfiguration")
+		if out.RecordingConfiguration.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recording configuration %s, want %s", out.RecordingConfiguration.State, want)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
