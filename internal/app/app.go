@@ -335,6 +335,7 @@ func (a *App) rateLimits() map[string]float64 {
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /v1/events/dead-letters", a.deadLetters)
 	mux.Handle("GET /metrics", a.metrics.Handler())
 	mux.Handle("GET /v1/sessions/{streamId}/metrics", a.metrics.History())
 	mux.Handle(playback.Prefix, &playback.Handler{Region: a.cfg.Region, Streams: a.live, Viewers: a.viewers,

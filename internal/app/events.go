@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,4 +200,36 @@ func (b *breachThrottle) publish(a *App) func(account string, limit, attempted i
 			"limit_value": limit, "exceeded_by": attempted - limit,
 		}))
 	}
+}
+
+// deadLetters serves GET /v1/events/dead-letters: the events each sink
+// gave up on (newest first, at most 100 per sink, ?sink=NAME for one),
+// with the last error, so an operator can see and replay them.
+func (a *App) deadLetters(w http.ResponseWriter, r *http.Request) {
+	type letter struct {
+		Sink   string          `json:"sink"`
+		Seq    int64           `json:"seq"`
+		Error  string          `json:"error"`
+		DeadAt time.Time       `json:"deadAt"`
+		Event  json.RawMessage `json:"event"`
+	}
+	out := struct {
+		DeadLetters []letter `json:"deadLetters"`
+	}{DeadLetters: []letter{}}
+	for _, sink := range a.outbox.SinkNames() {
+		if want := r.URL.Query().Get("sink"); want != "" && want != sink {
+			continue
+		}
+		dead, err := a.store.DeadLetters(r.Context(), sink, 100)
+		if err != nil {
+			http.Error(w, `{"message":"cannot read dead letters"}`, http.StatusInternalServerError)
+			return
+		}
+		for _, d := range dead {
+			out.DeadLetters = append(out.DeadLetters, letter{Sink: sink, Seq: d.Seq, Error: d.Error, DeadAt: d.DeadAt, Event: d.Body})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
 }

@@ -183,6 +183,15 @@ func (o *Outbox) Wake() {
 	}
 }
 
+// SinkNames lists the sinks' names.
+func (o *Outbox) SinkNames() []string {
+	out := make([]string, 0, len(o.cfg.Routes))
+	for _, r := range o.cfg.Routes {
+		out = append(out, r.Sink.Name())
+	}
+	return out
+}
+
 // Pending reports how many events each sink has not settled yet.
 func (o *Outbox) Pending(ctx context.Context) (map[string]int64, error) {
 	out := make(map[string]int64, len(o.cfg.Routes))

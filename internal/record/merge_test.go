@@ -170,12 +170,15 @@ func TestSpoolDiskFullEndsRecordingNotStream(t *testing.T) {
 	}
 	local := filepath.Join(root, "recordings", filepath.FromSlash(rec.Prefix()))
 	var ended metadataFile
-	raw, err := os.ReadFile(filepath.Join(local, "events", "recording_ended.json"))
+	raw, err := os.ReadFile(filepath.Join(local, "events", "recording_failed.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(raw, &ended); err != nil || ended.RecordingStatus != statusEndedWithError || ended.RecordingStatusMessage == "" {
-		t.Errorf("recording_ended.json: %s", raw)
+	if err := json.Unmarshal(raw, &ended); err != nil || ended.RecordingStatus != statusEndedWithError || ended.RecordingStatusMessage != "InternalServerError" {
+		t.Errorf("recording_failed.json: %s", raw)
+	}
+	if _, err := os.Stat(filepath.Join(local, "events", "recording_ended.json")); err == nil {
+		t.Error("a failed recording has both recording_failed.json and recording_ended.json")
 	}
 	// What was recorded before the disk filled is kept and plays.
 	if d := ffprobeDuration(t, filepath.Join(local, "media", "hls", "master.m3u8")); d < 9 || d > 13 {

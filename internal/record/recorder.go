@@ -81,7 +81,7 @@ type Recorder struct {
 	dir        string
 	up         *uploader
 	state      []*renditionState
-	thumbs     chan hls.Segment
+	thumbs     chan thumbJob
 	thumbsDone chan struct{}
 	thumbN     int
 	nextThumb  time.Time // when the next thumbnail is due
@@ -218,7 +218,7 @@ func (r *Recorder) run() {
 	defer stopUploads()
 	go r.up.run(upCtx)
 	if r.m.Thumbnails.Enabled() {
-		r.thumbs, r.thumbsDone = make(chan hls.Segment, thumbnailQueue), make(chan struct{})
+		r.thumbs, r.thumbsDone = make(chan thumbJob, thumbnailQueue), make(chan struct{})
 		go func() { defer close(r.thumbsDone); r.thumbnailLoop(ctx) }()
 	}
 	var failure error
@@ -460,7 +460,7 @@ func (r *Recorder) write(track int, s hls.Segment) error {
 	}
 	if track == 0 && r.thumbs != nil && s.Keyframe != nil && r.dueThumbnail(s.ProgramDateTime) {
 		select {
-		case r.thumbs <- s:
+		case r.thumbs <- thumbJob{seg: s, w: r.m.Thumbnails.Width, h: r.m.Thumbnails.Height}:
 		default:
 			// ffmpeg is this far behind (a starved machine): skip one
 			// rather than hold the recording up.
@@ -604,12 +604,20 @@ func closeRecording(m *meta, states []*renditionState, up *uploader, log *slog.L
 	if m.EndedAt != nil {
 		ended = *m.EndedAt
 	}
-	status, message := statusEnded, ""
-	if m.Failure != "" {
-		status, message = statusEndedWithError, "InternalServerError"
+	status, message, file := statusEnded, "", endedFile
+	switch {
+	case m.Interrupted:
+		// The end was not observed (kill -9, crash): the recording is
+		// closed as ended, saying why (the recording_ended.json).
+		status, message = statusEndedWithError, "InternalServerError: "+m.Failure
+		log.Warn("recording closed after the server stopped mid-recording", "prefix", m.Prefix)
+	case m.Failure != "":
+		// An error during recording (the spool's disk, say): IVS writes
+		// recording_failed.json instead of recording_ended.json.
+		status, message, file = statusEndedWithError, "InternalServerError", failedFile
 		log.Warn("recording ended with a failure", "prefix", m.Prefix, "reason", m.Failure)
 	}
-	up.add(upload{key: m.key(eventsDir, endedFile), data: m.metadataJSON(status, message, ended, recordedMS(states)),
+	up.add(upload{key: m.key(eventsDir, file), data: m.metadataJSON(status, message, ended, recordedMS(states)),
 		contentType: "application/json"})
 }
 
@@ -669,10 +677,16 @@ func (r *Recorder) dueThumbnail(pdt time.Time) bool {
 
 // thumbnailLoop makes thumbnails off the recorder goroutine (one ffmpeg
 // run each) and queues their uploads.
+// thumbJob is a keyframe to turn into a thumbnail of w×h (0: its own size).
+type thumbJob struct {
+	seg  hls.Segment
+	w, h int
+}
+
 func (r *Recorder) thumbnailLoop(ctx context.Context) {
-	th := r.m.Thumbnails
-	for s := range r.thumbs {
-		w, h := th.Width, th.Height
+	th := r.m.Thumbnails // the storage choices; the size comes with each job
+	for job := range r.thumbs {
+		s, w, h := job.seg, job.w, job.h
 		if w == 0 || h == 0 {
 			w, h = s.Width, s.Height
 		}

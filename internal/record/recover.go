@@ -87,7 +87,7 @@ func recoverOne(ctx context.Context, store blob.Store, dir string, m *meta, pub 
 			end = last.PDT.Add(last.duration())
 		}
 		m.EndedAt = &end
-		m.Failure = "the server stopped before the recording ended"
+		m.Failure, m.Interrupted = "the server stopped before the recording ended", true
 	}
 	closeRecording(m, states, up, log)
 	select {

@@ -49,6 +49,8 @@ type meta struct {
 	// says why it ended with a failure.
 	EndedAt *time.Time `json:"endedAt,omitempty"`
 	Failure string     `json:"failure,omitempty"`
+	// Interrupted says the run died before the recording ended (Recover).
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // renditionMeta describes one recorded rendition.

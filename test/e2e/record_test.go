@@ -92,7 +92,8 @@ func TestRecordToStorage(t *testing.T) {
 			rc, err := c.CreateRecordingConfiguration(ctx(t), &ivs.CreateRecordingConfigurationInput{
 				DestinationConfiguration: &types.DestinationConfiguration{S3: &types.S3DestinationConfiguration{BucketName: aws.String(bucket)}},
 				ThumbnailConfiguration: &types.ThumbnailConfiguration{RecordingMode: types.RecordingModeInterval,
-					TargetIntervalSeconds: aws.Int64(5), Storage: []types.ThumbnailConfigurationStorage{types.ThumbnailConfigurationStorageSequential, types.ThumbnailConfigurationStorageLatest}},
+					TargetIntervalSeconds: aws.Int64(5), Resolution: types.ThumbnailConfigurationResolutionLowestResolution,
+					Storage: []types.ThumbnailConfigurationStorage{types.ThumbnailConfigurationStorageSequential, types.ThumbnailConfigurationStorageLatest}},
 			})
 			must(t, err, "CreateRecordingConfiguration")
 			waitRecordingActive(t, c, rc.RecordingConfiguration.Arn)
@@ -325,6 +326,17 @@ func checkRecording(t *testing.T, what string, store blob.Store, bucket, prefix,
 				t.Errorf("%s: %s has video %v, lacks rendition %s", what, f, sizes, w)
 			}
 		}
+	}
+	// Thumbnails (LOWEST_RESOLUTION) are the size of the smallest rendition.
+	smallest := ended.Media.HLS.Renditions[0]
+	for _, r := range ended.Media.HLS.Renditions {
+		if r.ResolutionHeight > 0 && r.ResolutionHeight < smallest.ResolutionHeight {
+			smallest = r
+		}
+	}
+	if th := ended.Media.Thumbnails; th.ResolutionWidth != smallest.ResolutionWidth || th.ResolutionHeight != smallest.ResolutionHeight {
+		t.Errorf("%s: LOWEST_RESOLUTION thumbnails are %dx%d, the smallest rendition %dx%d", what,
+			th.ResolutionWidth, th.ResolutionHeight, smallest.ResolutionWidth, smallest.ResolutionHeight)
 	}
 	// Thumbnails every 5 s of a 30 s stream, JPEGs of the announced size.
 	var thumbs []string
