@@ -59,6 +59,22 @@ func targetDuration(durs []time.Duration) int {
 	return t
 }
 
+// writeHeader starts a recorded media playlist: EVENT while recording,
+// VOD once ended. fMP4 segments (EXT-X-MAP) need version 6 or more;
+// TS needs only minVersion.
+func writeHeader(b *bytes.Buffer, minVersion int, container string, durs []time.Duration, ended bool) {
+	version := minVersion
+	if container == containerFMP4 {
+		version = 7
+	}
+	fmt.Fprintf(b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:0\n", version, targetDuration(durs))
+	if ended {
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	} else {
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:EVENT\n")
+	}
+}
+
 // variantPlaylistFor lists whole media files (playlist.m3u8); ended adds
 // EXT-X-ENDLIST. Files listed are the closed ones (and all of them once
 // ended).
@@ -68,16 +84,7 @@ func variantPlaylistFor(files []mediaFile, container string, ended bool) []byte 
 		durs = append(durs, f.duration())
 	}
 	var b bytes.Buffer
-	version := 3
-	if container == containerFMP4 {
-		version = 7
-	}
-	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:0\n", version, targetDuration(durs))
-	if ended {
-		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
-	} else {
-		b.WriteString("#EXT-X-PLAYLIST-TYPE:EVENT\n")
-	}
+	writeHeader(&b, 3, container, durs, ended)
 	init := -1
 	for i, f := range files {
 		if len(f.segments) == 0 {
@@ -110,16 +117,7 @@ func byteRangePlaylistFor(files []mediaFile, container string, ended bool) []byt
 		}
 	}
 	var b bytes.Buffer
-	version := 4
-	if container == containerFMP4 {
-		version = 7
-	}
-	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:0\n", version, targetDuration(durs))
-	if ended {
-		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
-	} else {
-		b.WriteString("#EXT-X-PLAYLIST-TYPE:EVENT\n")
-	}
+	writeHeader(&b, 4, container, durs, ended) // EXT-X-BYTERANGE needs version 4
 	init := -1
 	first := true
 	for _, f := range files {
