@@ -176,10 +176,16 @@ func (p *Packager) SetRenditionReports(reports []RenditionReport) {
 	p.cache = playlistCache{}
 }
 
-// livePosition returns the msn and index of the newest part.
+// livePosition returns the msn and index of the newest part, from the
+// second segment on. Until then the rendition has at most one complete
+// segment and its playlist may still be held (see playableLocked), so a
+// report would only invite a switch that waits; and hls.js reads
+// LAST-MSN=0 as absent and asks for the segment number of the rendition
+// it leaves instead, which the source may be segments ahead of: a 400,
+// after which hls.js's ABR no longer switches up to the rendition.
 func (p *Packager) livePosition() (msn uint64, part int, ok bool) {
 	v := p.lastPart.Load()
-	if v == 0 {
+	if v>>16 == 0 {
 		return 0, 0, false
 	}
 	return v >> 16, int(v&0xffff) - 1, true

@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// advancePartLimit is how many parts past the live edge a blocking
-// request may ask for before it is refused (RFC 8216bis §6.2.5.2).
-const advancePartLimit = 3
+// partHoldAhead is how many parts past the newest one a part request may
+// name and still be held until the part exists (the preload hint and a
+// little more); requests further ahead get 404.
+const partHoldAhead = 3
 
 // PlaylistName is the media playlist's resource name for ServeMedia.
 const PlaylistName = playlistName
@@ -144,11 +145,30 @@ func (p *Packager) blockTimeoutLocked() time.Duration {
 	return time.Duration(3*p.target) * time.Second
 }
 
+// startHoldLocked bounds how long a playlist request is held while the
+// rendition has no complete segment yet: its first segment is cut at most
+// MaxSegment after its first frame, and a second more lets a rendition
+// whose encoder starts late catch up. It stays well under the 10 s hls.js
+// waits for a playlist's first byte.
+func (p *Packager) startHoldLocked() time.Duration {
+	return max(p.blockTimeoutLocked(), p.opts.MaxSegment+time.Second)
+}
+
+// playableLocked reports whether the playlist lists a complete segment.
+// Until then it would hold parts only, and hls.js rejects a media playlist
+// without a segment ("No Segments found in Playlist", LEVEL_EMPTY_ERROR);
+// after two retries it marks the rendition failed, and its ABR no longer
+// switches up to it. Segments leave the window only when a newer one
+// completes, so once true it stays true.
+func (p *Packager) playableLocked() bool {
+	return len(p.segs) > 0 && p.segs[0].complete
+}
+
 // wait blocks until ready reports true (called with p.mu held, returning
 // with it held), the timeout passes, the stream ends or ctx ends. It
 // reports whether ready became true.
-func (p *Packager) waitLocked(ctx context.Context, ready func() bool) bool {
-	timer := time.NewTimer(p.blockTimeoutLocked())
+func (p *Packager) waitLocked(ctx context.Context, timeout time.Duration, ready func() bool) bool {
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for !ready() {
 		if p.ended {
@@ -183,14 +203,14 @@ func (p *Packager) servePart(w http.ResponseWriter, r *http.Request, msn uint64,
 		last := p.segs[n-1]
 		switch {
 		case msn == last.msn && !last.complete:
-			return idx >= len(last.parts) && idx <= len(last.parts)+advancePartLimit
+			return idx >= len(last.parts) && idx <= len(last.parts)+partHoldAhead
 		case msn == last.msn+1:
-			return idx <= advancePartLimit
+			return idx <= partHoldAhead
 		}
 		return false
 	}
 	if upcoming() {
-		p.waitLocked(r.Context(), func() bool { return !upcoming() })
+		p.waitLocked(r.Context(), p.blockTimeoutLocked(), func() bool { return !upcoming() })
 	}
 	var data []byte
 	if s := p.findLocked(msn); s != nil && idx < len(s.parts) {
@@ -234,18 +254,27 @@ func (p *Packager) servePlaylist(w http.ResponseWriter, r *http.Request) {
 	}
 
 	p.mu.Lock()
-	if block {
-		if p.tooFarAheadLocked(msn, part) {
-			p.mu.Unlock()
-			http.Error(w, "_HLS_msn/_HLS_part too far ahead", http.StatusBadRequest)
-			return
+	if block && p.tooFarAheadLocked(msn, part) {
+		p.mu.Unlock()
+		http.Error(w, "_HLS_msn/_HLS_part too far ahead", http.StatusBadRequest)
+		return
+	}
+	// Every answer lists a complete segment: a rendition that has only
+	// parts of its first one (transcoded renditions start later than the
+	// source) holds even a plain request until it has, as if blocking.
+	ready := func() bool { return p.playableLocked() && (!block || p.hasLocked(msn, part)) }
+	if !ready() {
+		timeout := p.blockTimeoutLocked()
+		if !p.playableLocked() {
+			timeout = p.startHoldLocked()
 		}
-		ok := p.waitLocked(r.Context(), func() bool { return p.hasLocked(msn, part) })
-		if !ok && !p.ended {
+		if !p.waitLocked(r.Context(), timeout, ready) && !p.ended {
 			p.mu.Unlock()
 			if errors.Is(r.Context().Err(), context.Canceled) {
 				return
 			}
+			// 503, not 404: hls.js retries a 5xx playlist load and
+			// gives a 4xx one up, penalizing the rendition.
 			http.Error(w, "playlist update not available in time", http.StatusServiceUnavailable)
 			return
 		}
@@ -283,9 +312,23 @@ func (p *Packager) playlistCacheControlLocked(block bool) string {
 	return "public, max-age=" + strconv.Itoa(max(1, p.target/2))
 }
 
-// tooFarAheadLocked implements the spec's 400 rule: more than two
-// segments past the last one, or more than advancePartLimit parts past
-// the last part.
+// advancePartLimit is RFC 8216bis §6.2.5.2's Advance Part Limit: three
+// divided by the Part Target Duration when that is under a second (three
+// seconds' worth of parts), else three.
+func (p *Packager) advancePartLimit() int {
+	if pt := p.opts.partLimit(); pt < time.Second {
+		return int(3 * time.Second / pt)
+	}
+	return 3
+}
+
+// tooFarAheadLocked implements the spec's 400 rule: an _HLS_msn more than
+// two past the last segment, or an _HLS_part more than the Advance Part
+// Limit past the last part. Parts of segments not begun yet are counted
+// as few as they can be, so only requests certainly past the limit are
+// refused: hls.js, switching renditions, asks for the part index of the
+// rendition it leaves when the other one reports LAST-PART=0, and after a
+// 400 its ABR no longer switches up to the rendition.
 func (p *Packager) tooFarAheadLocked(msn uint64, part int) bool {
 	n := len(p.segs)
 	if n == 0 {
@@ -295,16 +338,15 @@ func (p *Packager) tooFarAheadLocked(msn uint64, part int) bool {
 	if msn > last.msn+2 {
 		return true
 	}
-	if part >= 0 {
-		// Position in parts from the last known part.
-		switch {
-		case msn == last.msn && !last.complete:
-			return part > len(last.parts)-1+advancePartLimit
-		case msn == last.msn+1 && last.complete:
-			return part > advancePartLimit-1
-		}
+	if part < 0 || msn < last.msn || (msn == last.msn && last.complete) {
+		return false
 	}
-	return false
+	// Parts from the newest one to the one asked for.
+	ahead := part - (len(last.parts) - 1)
+	if msn > last.msn {
+		ahead = int(msn-last.msn-1) + part + 1
+	}
+	return ahead > p.advancePartLimit()
 }
 
 // hasLocked reports whether the playlist already holds segment msn (with

@@ -2,6 +2,7 @@ package hls
 
 import (
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+
+	"github.com/openivs/openivs/internal/media"
 )
 
 type result struct {
@@ -67,7 +70,7 @@ func TestBlockingReload(t *testing.T) {
 	t.Run("too far ahead", func(t *testing.T) {
 		for _, q := range []string{
 			fmt.Sprintf("_HLS_msn=%d", msn+3),
-			fmt.Sprintf("_HLS_msn=%d&_HLS_part=%d", msn, idx+advancePartLimit+1),
+			fmt.Sprintf("_HLS_msn=%d&_HLS_part=%d", msn, idx+p.advancePartLimit()+1),
 			"_HLS_part=1",
 			"_HLS_msn=x",
 		} {
@@ -325,5 +328,219 @@ func TestRenditionReports(t *testing.T) {
 	r := m.RenditionReport[0]
 	if r.URI != "../low/playlist.m3u8" || r.LastMSN != int(last.msn) || r.LastPart == nil || *r.LastPart != len(last.parts)-1 {
 		t.Errorf("report %+v, want msn %d part %d", r, last.msn, len(last.parts)-1)
+	}
+}
+
+// feeder writes a synthetic stream into a hub on demand.
+type feeder struct {
+	hub    *media.Hub
+	frames []*media.Frame
+	next   int
+}
+
+// until writes every frame up to and including the first video frame at
+// or after dts (with the audio before it).
+func (f *feeder) until(dts time.Duration) {
+	for f.next < len(f.frames) {
+		fr := f.frames[f.next]
+		f.hub.Write(fr)
+		f.next++
+		if fr.Track == 0 && fr.DTS >= dts {
+			return
+		}
+	}
+}
+
+// waitPosition waits until the packager's newest part is (msn, part).
+func waitPosition(t *testing.T, p *Packager, msn uint64, part int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := p.lastPart.Load()
+		if v>>16 == msn && int(v&0xffff)-1 == part {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("newest part %d.%d, want %d.%d", v>>16, int(v&0xffff)-1, msn, part)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPlaylistBeforeFirstSegment: a rendition that has parts but no
+// complete segment yet (a transcoded rung just after Stream Start, which
+// the first part triggers) answers no playlist without a segment: hls.js
+// fails such a playlist ("No Segments found in Playlist"). Plain, blocking
+// and delta requests are held until the first segment is complete; one
+// that outwaits the hold gets 503, which hls.js retries.
+func TestPlaylistBeforeFirstSegment(t *testing.T) {
+	hub, p, _ := started(t, Options{LowLatency: true}, testTracks(t))
+	srv := serve(t, p)
+	f := &feeder{hub: hub, frames: synth{seconds: 4, gop: 30}.frames(time.Now())}
+	// Parts 0.0 and 0.1: the keyframe that ends segment 0 is at 1 s.
+	f.until(400 * time.Millisecond)
+	waitPosition(t, p, 0, 1)
+
+	queries := []string{"", "?_HLS_skip=YES", "?_HLS_msn=0&_HLS_part=0", "?_HLS_msn=0&_HLS_part=1&_HLS_skip=YES"}
+	// Nothing is fed meanwhile, so whatever comes back within the client's
+	// patience is an answer about parts only.
+	for _, q := range queries {
+		req, _ := http.NewRequest("GET", srv.URL+"/playlist.m3u8"+q, nil)
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Errorf("playlist%s answered %d before any segment was complete:\n%s", q, resp.StatusCode, body)
+		}
+		cancel()
+	}
+
+	var held []<-chan result
+	for _, q := range queries {
+		held = append(held, getAsync(srv.URL+"/playlist.m3u8"+q))
+	}
+	f.until(1200 * time.Millisecond) // segment 0 completes, 1.0 begins
+	for i, ch := range held {
+		select {
+		case r := <-ch:
+			if r.status != 200 || !strings.Contains(string(r.body), "#EXTINF:") {
+				t.Errorf("playlist%s: status %d once segment 0 was complete:\n%s", queries[i], r.status, r.body)
+				continue
+			}
+			m := parseMedia(t, r.body)
+			if len(m.Segments) == 0 || m.Segments[0].URI != "seg0.ts" {
+				t.Errorf("playlist%s lists %d segments:\n%s", queries[i], len(m.Segments), r.body)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("playlist%s still held after segment 0 was complete", queries[i])
+		}
+	}
+
+	t.Run("503 when nothing comes", func(t *testing.T) {
+		_, idle, _ := started(t, Options{LowLatency: true, MaxSegment: time.Second}, testTracks(t))
+		srv := serve(t, idle)
+		start := time.Now()
+		resp, body := get(t, srv.URL+"/playlist.m3u8")
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want 503:\n%s", resp.StatusCode, body)
+		}
+		if d := time.Since(start); d < 2*time.Second {
+			t.Errorf("answered after %v, want a hold of 3 target durations", d)
+		}
+	})
+}
+
+// hlsjsSwitch is the delivery directives hls.js (level-controller
+// switchParams) sends to the rendition at uri when it switches to it from
+// the rendition whose playlist is from: the report's LAST-MSN and
+// LAST-PART, where a 0 (falsy to parseInt(...) ||) is replaced by the last
+// part of from's own playlist. ok is false without a report: hls.js then
+// loads the playlist without directives.
+func hlsjsSwitch(t *testing.T, from []byte, uri string) (msn, part int, ok bool) {
+	t.Helper()
+	lastSN, lastIdx := -1, -1
+	var report string
+	for _, line := range strings.Split(string(from), "\n") {
+		if strings.HasPrefix(line, "#EXT-X-PART:") {
+			u := line[strings.Index(line, `URI="`)+5:]
+			if _, err := fmt.Sscanf(u[:strings.Index(u, `"`)], "part%d.%d.ts", &lastSN, &lastIdx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if strings.HasPrefix(line, `#EXT-X-RENDITION-REPORT:URI="`+uri+`"`) {
+			report = line
+		}
+	}
+	if report == "" {
+		return 0, 0, false
+	}
+	var m, p int
+	if _, err := fmt.Sscanf(report[strings.Index(report, "LAST-MSN="):], "LAST-MSN=%d,LAST-PART=%d", &m, &p); err != nil {
+		t.Fatalf("%q: %v", report, err)
+	}
+	if m == 0 {
+		m = lastSN
+	}
+	if p == 0 {
+		p = lastIdx
+	}
+	return m, p, true
+}
+
+// TestRenditionSwitchLikeHLSJS: switching renditions, hls.js asks the new
+// one for the part its rendition report names, or, when the report says
+// LAST-MSN=0 or LAST-PART=0, for the msn or part index of the rendition it
+// leaves. The source runs ahead of transcoded renditions, so that may be
+// a few parts past the new rendition's edge: within RFC 8216bis's Advance
+// Part Limit (three seconds of parts), the request is held, not refused —
+// a 400 makes hls.js penalize the rendition and never climb back to it.
+func TestRenditionSwitchLikeHLSJS(t *testing.T) {
+	frames := synth{seconds: 10, gop: 30}.frames(time.Now())
+	srcHub, src, _ := started(t, Options{LowLatency: true}, testTracks(t))
+	lowHub, low, _ := started(t, Options{LowLatency: true}, testTracks(t))
+	src.SetRenditionReports([]RenditionReport{{URI: "../low/playlist.m3u8", Packager: low}})
+	srcSrv, lowSrv := serve(t, src), serve(t, low)
+	srcFeed, lowFeed := &feeder{hub: srcHub, frames: frames}, &feeder{hub: lowHub, frames: frames}
+
+	// The low rendition is still in its first segment: not reported, so
+	// hls.js loads it without directives (and never asks for the source's
+	// msn, segments past the low rendition's edge).
+	srcFeed.until(2900 * time.Millisecond)
+	waitPosition(t, src, 2, 3)
+	lowFeed.until(400 * time.Millisecond)
+	waitPosition(t, low, 0, 1)
+	_, body := get(t, srcSrv.URL+"/playlist.m3u8")
+	if _, _, ok := hlsjsSwitch(t, body, "../low/playlist.m3u8"); ok {
+		t.Errorf("a rendition without a second segment is reported:\n%s", body)
+	}
+
+	// The low rendition has just begun segment 3 (LAST-PART=0); the source
+	// has completed it (its last part is 3.4).
+	lowFeed.until(3200 * time.Millisecond)
+	waitPosition(t, low, 3, 0)
+	srcFeed.until(4000 * time.Millisecond)
+	waitPosition(t, src, 3, 4)
+	_, body = get(t, srcSrv.URL+"/playlist.m3u8")
+	msn, part, ok := hlsjsSwitch(t, body, "../low/playlist.m3u8")
+	if !ok || msn != 3 || part != 4 {
+		t.Fatalf("hls.js would switch with _HLS_msn=%d&_HLS_part=%d (reported %v), want 3 and 4 (the source's part)\n%s", msn, part, ok, body)
+	}
+	url := fmt.Sprintf("%s/playlist.m3u8?_HLS_msn=%d&_HLS_part=%d", lowSrv.URL, msn, part)
+	// Nothing is fed meanwhile: the request is held, and a client that
+	// gives up first has no answer.
+	req, _ := http.NewRequest("GET", url, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	if resp, err := http.DefaultClient.Do(req.WithContext(ctx)); err == nil {
+		resp.Body.Close()
+		t.Errorf("switch request _HLS_msn=%d&_HLS_part=%d answered %d at once, want it held", msn, part, resp.StatusCode)
+	}
+	cancel()
+	switched := getAsync(url)
+	lowFeed.until(4000 * time.Millisecond)
+	select {
+	case r := <-switched:
+		if r.status != 200 || !strings.Contains(string(r.body), fmt.Sprintf(`URI="part%d.%d.ts"`, msn, part)) {
+			t.Fatalf("switch request: status %d\n%s", r.status, r.body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("switch request not answered once the part existed")
+	}
+
+	// Past the Advance Part Limit, the spec's 400 stands.
+	lowFeed.until(4400 * time.Millisecond)
+	waitPosition(t, low, 4, 1)
+	limit := low.advancePartLimit()
+	if limit != 14 {
+		t.Errorf("Advance Part Limit %d parts, want 3 s / 0.202 s = 14", limit)
+	}
+	for _, q := range []string{
+		fmt.Sprintf("_HLS_msn=4&_HLS_part=%d", 1+limit+1),
+		fmt.Sprintf("_HLS_msn=5&_HLS_part=%d", limit),
+		"_HLS_msn=7&_HLS_part=0",
+	} {
+		if resp, _ := get(t, lowSrv.URL+"/playlist.m3u8?"+q); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", q, resp.StatusCode)
+		}
 	}
 }

@@ -219,7 +219,8 @@ func (r *Recorder) run() {
 	go r.up.run(upCtx)
 	if r.m.Thumbnails.Enabled() {
 		r.thumbs, r.thumbsDone = make(chan thumbJob, thumbnailQueue), make(chan struct{})
-		go func() { defer close(r.thumbsDone); r.thumbnailLoop(ctx) }()
+		th := r.m.Thumbnails // copied here: write() fills in the size later
+		go func() { defer close(r.thumbsDone); r.thumbnailLoop(ctx, th.Sequential, th.Latest) }()
 	}
 	var failure error
 	for {
@@ -683,8 +684,7 @@ type thumbJob struct {
 	w, h int
 }
 
-func (r *Recorder) thumbnailLoop(ctx context.Context) {
-	th := r.m.Thumbnails // the storage choices; the size comes with each job
+func (r *Recorder) thumbnailLoop(ctx context.Context, sequential, latest bool) {
 	for job := range r.thumbs {
 		s, w, h := job.seg, job.w, job.h
 		if w == 0 || h == 0 {
@@ -697,14 +697,38 @@ func (r *Recorder) thumbnailLoop(ctx context.Context) {
 			r.log.Warn("recording: thumbnail failed", "err", err)
 			continue
 		}
-		if th.Sequential {
-			r.up.add(upload{key: r.m.key(thumbnailsDir, "thumb"+strconv.Itoa(r.thumbN)+".jpg"), data: jpeg, contentType: "image/jpeg"})
+		// Spooled like media, so a kill before the upload loses nothing
+		// (Recover uploads what is left in thumbnails/).
+		if sequential {
+			name := "thumb" + strconv.Itoa(r.thumbN) + ".jpg"
 			r.thumbN++
+			r.spoolThumbnail(name, r.m.key(thumbnailsDir, name), jpeg)
 		}
-		if th.Latest {
-			r.up.add(upload{key: r.m.key(latestThumbnailFile), data: jpeg, contentType: "image/jpeg"})
+		if latest {
+			r.spoolThumbnail(latestThumbName, r.m.key(latestThumbnailFile), jpeg)
 		}
 	}
+}
+
+// Spooled thumbnails: <spool>/<recording>/thumbnails/thumbN.jpg, and the
+// latest one as latest.jpg there.
+const (
+	thumbSpoolDir   = "thumbnails"
+	latestThumbName = "latest.jpg"
+)
+
+func (r *Recorder) spoolThumbnail(name, key string, jpeg []byte) {
+	dir := filepath.Join(r.dir, thumbSpoolDir)
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o700); err == nil {
+		if err = writeFileAtomic(path, jpeg); err == nil {
+			// latest.jpg is rewritten in place: it stays until the spool goes.
+			r.up.add(upload{key: key, file: path, remove: name != latestThumbName, contentType: "image/jpeg"})
+			return
+		}
+	}
+	// The spool cannot take it: upload from memory rather than lose it.
+	r.up.add(upload{key: key, data: jpeg, contentType: "image/jpeg"})
 }
 
 // appendLine appends one line to a file and syncs it.

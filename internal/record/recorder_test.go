@@ -212,7 +212,9 @@ func TestRecoverInterruptedRecording(t *testing.T) {
 	pub := &eventLog{}
 	rec := Start(Config{Store: down, SpoolDir: spool, Bucket: "recordings", Account: "123456789012", Region: "us-west-2",
 		ChannelARN: "arn:aws:ivs:us-west-2:123456789012:channel/AbCdEfGh1234", ChannelID: "AbCdEfGh1234", StreamID: "st-x",
-		Container: "TS", Events: pub, Logger: slog.New(slog.DiscardHandler)},
+		Container: "TS", Events: pub, Logger: slog.New(slog.DiscardHandler),
+		Thumbnails:    ThumbnailSettings{Interval: 4 * time.Second, Sequential: true, Latest: true},
+		MakeThumbnail: (&Thumbnailer{}).JPEG},
 		[]Rendition{{Path: "180p30", Width: 320, Height: 180}})
 	hub := media.NewHub(es.Tracks, media.HubOptions{})
 	p := hls.NewPackager(hub, hls.Options{LowLatency: true, OnSegment: rec.Track(0).Segment, Logger: slog.New(slog.DiscardHandler)})
@@ -236,6 +238,13 @@ func TestRecoverInterruptedRecording(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// And its thumbnails (0, 4 and 8 s) are made and spooled.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		thumbs, _ := os.ReadDir(filepath.Join(spool, rec.m.RecordingID, thumbSpoolDir))
+		if len(thumbs) >= 4 {
+			break
+		}
+	}
 	if keys, _ := store.List(context.Background(), "recordings", ""); len(keys) != 0 {
 		t.Fatalf("uploads went through a down store: %v", keys)
 	}
@@ -257,6 +266,12 @@ func TestRecoverInterruptedRecording(t *testing.T) {
 	}
 	if d := ffprobeDuration(t, filepath.Join(local, "media", "hls", "master.m3u8")); d < 9 {
 		t.Errorf("recovered recording plays %.2f s", d)
+	}
+	// Thumbnails made while the store was down were spooled and uploaded.
+	for _, f := range []string{"media/thumbnails/thumb0.jpg", "media/thumbnails/thumb1.jpg", "media/latest_thumbnail/thumb.jpg"} {
+		if _, err := os.Stat(filepath.Join(local, filepath.FromSlash(f))); err != nil {
+			t.Errorf("recovered recording lacks %s: %v", f, err)
+		}
 	}
 	if got := recovered.statuses(); !slices.Equal(got, []string{statusEndFailure}) {
 		t.Errorf("recovery events %v", got)

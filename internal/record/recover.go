@@ -77,6 +77,18 @@ func recoverOne(ctx context.Context, store blob.Store, dir string, m *meta, pub 
 				contentType: mediaType(m.Container)})
 		}
 	}
+	// Thumbnails made but not uploaded yet.
+	thumbs, _ := os.ReadDir(filepath.Join(dir, thumbSpoolDir))
+	for _, th := range thumbs {
+		key := m.key(thumbnailsDir, th.Name())
+		if th.Name() == latestThumbName {
+			key = m.key(latestThumbnailFile)
+		} else if !strings.HasSuffix(th.Name(), ".jpg") {
+			continue
+		}
+		up.add(upload{key: key, file: filepath.Join(dir, thumbSpoolDir, th.Name()), remove: th.Name() != latestThumbName,
+			contentType: "image/jpeg"})
+	}
 	interrupted := m.EndedAt == nil
 	if interrupted {
 		// The end was not observed: the recording stops with its last
@@ -89,6 +101,9 @@ func recoverOne(ctx context.Context, store blob.Store, dir string, m *meta, pub 
 		m.EndedAt = &end
 		m.Failure, m.Interrupted = "the server stopped before the recording ended", true
 	}
+	// StartedWritten only says recording_started.json was queued, in
+	// memory: with the store down it may never have been written. Again.
+	m.StartedWritten = false
 	closeRecording(m, states, up, log)
 	select {
 	case <-up.drained():

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,23 @@ type Server struct {
 	Region          string
 	AccessKeyID     string
 	SecretAccessKey string
+
+	bin           string
+	root, sidecar string // the posix backend's data: buckets and objects survive a restart
+
+	mu   sync.Mutex
+	proc *process // nil while stopped
+}
+
+// process is one run of the gateway.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
 }
 
 // Start runs a private gateway for the test; it stops at the test's end.
@@ -41,10 +59,24 @@ func Start(t testing.TB) *Server {
 		}
 		t.Fatalf("no S3 server for the test: %v (put versitygw on PATH, or OPENIVS_NO_SERVICES=1 to skip)", err)
 	}
-	srv := &Server{Region: "us-west-2", AccessKeyID: "S3TESTACCESSKEY", SecretAccessKey: "s3-test-secret-key"}
+	srv := &Server{Region: "us-west-2", AccessKeyID: "S3TESTACCESSKEY", SecretAccessKey: "s3-test-secret-key", bin: bin,
+		root: filepath.Join(t.TempDir(), "root"), sidecar: filepath.Join(t.TempDir(), "meta")}
+	for _, d := range []string{srv.root, srv.sidecar} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(srv.Stop)
 	var lastErr error
 	for range 3 { // the free port may be taken between probe and bind
-		if srv.Endpoint, lastErr = run(t, bin, srv); lastErr == nil {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if lastErr = srv.run(addr); lastErr == nil {
+			srv.Endpoint = "http://" + addr
 			t.Logf("s3test: versitygw %s at %s", Version, srv.Endpoint)
 			return srv
 		}
@@ -53,50 +85,70 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func run(t testing.TB, bin string, srv *Server) (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// Stop ends the gateway abruptly (SIGKILL), as an outage would: clients
+// get connection errors until Restart. Stopping a stopped server does
+// nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.kill()
+		s.proc = nil
 	}
-	addr := l.Addr().String()
-	l.Close()
-	root, sidecar := filepath.Join(t.TempDir(), "root"), filepath.Join(t.TempDir(), "meta")
-	for _, d := range []string{root, sidecar} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", err
+}
+
+// Restart runs the gateway again on the same port with the same
+// credentials and data, so buckets and objects written before Stop are
+// there again. It stops a running gateway first.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	addr := strings.TrimPrefix(s.Endpoint, "http://")
+	var lastErr error
+	// The port is ours only by convention while stopped: another process
+	// may hold it for a moment; try for a while.
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if lastErr = s.run(addr); lastErr == nil {
+			t.Logf("s3test: versitygw restarted at %s", s.Endpoint)
+			return
 		}
+		time.Sleep(200 * time.Millisecond)
 	}
+	t.Fatalf("restarting versitygw at %s: %v", addr, lastErr)
+}
+
+// run starts the gateway on addr and waits until it answers.
+func (s *Server) run(addr string) error {
 	var out bytes.Buffer
-	cmd := exec.Command(bin, "--port", addr, "--access", srv.AccessKeyID, "--secret", srv.SecretAccessKey,
-		"--region", srv.Region, "--quiet",
+	cmd := exec.Command(s.bin, "--port", addr, "--access", s.AccessKeyID, "--secret", s.SecretAccessKey,
+		"--region", s.Region, "--quiet",
 		// Metadata in a side directory: no need for xattrs on the test's filesystem.
-		"posix", "--sidecar", sidecar, root)
+		"posix", "--sidecar", s.sidecar, s.root)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
 	endpoint := "http://" + addr
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
-		case <-exited:
-			return "", fmt.Errorf("versitygw exited: %s", out.String())
+		case <-p.exited:
+			return fmt.Errorf("versitygw exited: %s", out.String())
 		default:
 		}
 		if resp, err := http.Get(endpoint + "/"); err == nil {
 			resp.Body.Close() // any answer (403 unsigned) means it serves
-			t.Cleanup(stop)
-			return endpoint, nil
+			s.mu.Lock()
+			s.proc = p
+			s.mu.Unlock()
+			return nil
 		}
 		if time.Now().After(deadline) {
-			stop()
-			return "", fmt.Errorf("versitygw did not answer on %s: %s", addr, out.String())
+			p.kill()
+			return fmt.Errorf("versitygw did not answer on %s: %s", addr, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
