@@ -185,3 +185,48 @@ func TestSpoolDiskFullEndsRecordingNotStream(t *testing.T) {
 		t.Errorf("the kept recording plays %.2f s, want the first 10-second file", d)
 	}
 }
+
+// The merge rules of spec 04 §3.6: media must match (codec families,
+// resolution, frame rate, bitrate within 50%), at most 20 streams, at most
+// 48 h from the recording's start, the same renditions.
+func TestCanMerge(t *testing.T) {
+	key := Media{Width: 1280, Height: 720, FPS: 30, VideoCodec: "avc1.64001F", AudioCodec: "mp4a.40.2", Bitrate: 3_000_000}
+	rends := []Rendition{{Path: "720p30"}}
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	r := &Recorder{cfg: Config{Media: key, Now: func() time.Time { return now }},
+		m: &meta{StartedAt: now.Add(-time.Hour), StreamIDs: []string{"st-1"}, Renditions: []renditionMeta{{Path: "720p30"}}}}
+	ok := func(m Media, rs []Rendition) bool { return r.canMerge(resumeRequest{media: m, renditions: rs}) }
+	with := func(f func(*Media)) Media { m := key; f(&m); return m }
+	for name, c := range map[string]struct {
+		m    Media
+		rs   []Rendition
+		want bool
+	}{
+		"same":                    {key, rends, true},
+		"other level, same codec": {with(func(m *Media) { m.VideoCodec = "avc1.640028" }), rends, true},
+		"bitrate +45%":            {with(func(m *Media) { m.Bitrate = 4_350_000 }), rends, true},
+		"bitrate +55%":            {with(func(m *Media) { m.Bitrate = 4_650_000 }), rends, false},
+		"bitrate -55%":            {with(func(m *Media) { m.Bitrate = 1_350_000 }), rends, false},
+		"bitrate unknown":         {with(func(m *Media) { m.Bitrate = 0 }), rends, true},
+		"other resolution":        {with(func(m *Media) { m.Height = 540 }), rends, false},
+		"other frame rate":        {with(func(m *Media) { m.FPS = 60 }), rends, false},
+		"other audio codec":       {with(func(m *Media) { m.AudioCodec = "opus" }), rends, false},
+		"other renditions":        {key, []Rendition{{Path: "480p30"}}, false},
+		"more renditions":         {key, append(rends, Rendition{Path: "160p30"}), false},
+	} {
+		if got := ok(c.m, c.rs); got != c.want {
+			t.Errorf("%s: canMerge = %v, want %v", name, got, c.want)
+		}
+	}
+	for len(r.m.StreamIDs) < maxMergedStreams {
+		r.m.StreamIDs = append(r.m.StreamIDs, "st-x")
+	}
+	if ok(key, rends) {
+		t.Error("a 21st stream was merged")
+	}
+	r.m.StreamIDs = r.m.StreamIDs[:1]
+	r.m.StartedAt = now.Add(-maxMergedAge)
+	if ok(key, rends) {
+		t.Error("a stream 48 h after the recording started was merged")
+	}
+}
