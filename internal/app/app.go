@@ -240,7 +240,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 			FFmpeg:   a.cfg.FFmpeg,
 		},
 		Recording: a.recordingConfig(),
-		Ingest:    ingestMetrics{a.metrics},
+		Ingest:    a.metrics,
 	})
 	svc.SetStreamControl(a.live)
 	a.viewers = playback.NewViewers()

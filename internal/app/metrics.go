@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/openivs/openivs/internal/awsapi"
-	"github.com/openivs/openivs/internal/live"
 	"github.com/openivs/openivs/internal/metrics"
 )
 
@@ -30,28 +28,4 @@ func (a *App) startMetrics(ctx context.Context) {
 	a.metrics.ObserveTranscodes(a.live.TranscodeProcesses)
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.metrics.RunViewers(ctx, a.viewers) }()
-}
-
-// ingestMetrics passes the live manager's ingest samples to the registry
-// (live declares what it reports; metrics does not know live).
-type ingestMetrics struct{ reg *metrics.Registry }
-
-func (m ingestMetrics) IngestSample(s live.IngestSample) {
-	m.reg.ObserveIngest(metrics.IngestSample{
-		ChannelARN: s.ChannelARN, StreamID: s.StreamID, StreamStart: s.StreamStart,
-		Start: s.Start, Duration: s.Duration, Input: s.Input, Bitrate: s.Bitrate,
-		Video: trackSamples(s.Video), Audio: trackSamples(s.Audio),
-	})
-}
-
-func (m ingestMetrics) IngestEnded(channelARN, streamID string, at time.Time) {
-	m.reg.IngestEnded(channelARN, streamID, at)
-}
-
-func trackSamples(in []live.TrackSample) []metrics.TrackSample {
-	out := make([]metrics.TrackSample, len(in))
-	for i, t := range in {
-		out[i] = metrics.TrackSample{Track: t.Track, Bitrate: t.Bitrate, Framerate: t.Framerate, KeyframeInterval: t.KeyframeInterval}
-	}
-	return out
 }

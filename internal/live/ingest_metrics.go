@@ -5,46 +5,26 @@ import (
 	"time"
 
 	"github.com/openivs/openivs/internal/media"
+	"github.com/openivs/openivs/internal/metrics"
 )
 
 // IngestReporter receives what the IVS high-resolution ingest metrics are
 // made of: each live stream's ingest, second by second, and the stream's
-// end (internal/metrics, through the app). Calls come from the stream's
-// monitor goroutine, in order, never under the session's lock.
+// end (*metrics.Registry). Calls come from the stream's monitor goroutine,
+// in order, never under the session's lock.
 type IngestReporter interface {
-	IngestSample(IngestSample)
+	ObserveIngest(IngestSample)
 	// IngestEnded follows a stream's last sample.
 	IngestEnded(channelARN, streamID string, at time.Time)
 }
 
-// IngestSample is one period (about a second) of a live stream's ingest.
-type IngestSample struct {
-	ChannelARN  string
-	StreamID    string
-	StreamStart time.Time // the stream session's startTime
-	// Start is when the period began, Duration how long it ran.
-	Start    time.Time
-	Duration time.Duration
-	// Input is what the period adds to LiveInputTime: Duration when media
-	// arrived in it, else 0 (a starving stream ingests nothing).
-	Input time.Duration
-	// Bitrate is every track summed (video, audio, in-band metadata), bits/s.
-	Bitrate float64
-	Video   []TrackSample
-	Audio   []TrackSample
-}
-
-// TrackSample is one track's figures in an IngestSample.
-type TrackSample struct {
-	// Track labels the track: "video" or "audio" for the first of its
-	// kind, "video2", "audio2", … for further ones.
-	Track     string
-	Bitrate   float64 // bits/s
-	Framerate float64 // video: frames/s
-	// KeyframeInterval is the latest interval between two keyframes of a
-	// video track, in media time (DTS); 0 until two were seen.
-	KeyframeInterval time.Duration
-}
+// The samples are the metrics package's own types: one definition for
+// the producer and the consumer. Track labels are "video"/"audio" for the
+// first track of a kind, then "video2", "audio2", ….
+type (
+	IngestSample = metrics.IngestSample
+	TrackSample  = metrics.TrackSample
+)
 
 // samplePeriod is the period of the ingest samples (CloudWatch's
 // high-resolution metrics are 1-second data points). The monitor ticks
@@ -196,7 +176,7 @@ func (s *session) ingestSample(now time.Time, final bool) (IngestSample, bool) {
 // reportIngest hands a sample to the reporter, off the session's lock.
 func (s *session) reportIngest(smp IngestSample, ok bool) {
 	if ok {
-		s.m.cfg.Ingest.IngestSample(smp)
+		s.m.cfg.Ingest.ObserveIngest(smp)
 	}
 }
 

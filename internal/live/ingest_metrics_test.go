@@ -99,7 +99,7 @@ type ingestLog struct {
 	late    bool     // a sample after its stream's end
 }
 
-func (l *ingestLog) IngestSample(s IngestSample) {
+func (l *ingestLog) ObserveIngest(s IngestSample) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if slices.Contains(l.ended, s.StreamID) {

@@ -25,21 +25,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivs"
 	"github.com/nats-io/nats.go"
 
+	"github.com/openivs/openivs/internal/events"
 	"github.com/openivs/openivs/internal/testutil/natstest"
 )
 
-// ivsEvent is an event as a webhook receives it.
+// ivsEvent is an event as a webhook receives it, with every top-level
+// key kept to check nothing else is there.
 type ivsEvent struct {
-	Version    string         `json:"version"`
-	ID         string         `json:"id"`
-	DetailType string         `json:"detail-type"`
-	Source     string         `json:"source"`
-	Account    string         `json:"account"`
-	Time       string         `json:"time"`
-	Region     string         `json:"region"`
-	Resources  []string       `json:"resources"`
-	Detail     map[string]any `json:"detail"`
-	raw        map[string]any // every top-level key, to check nothing else is there
+	events.Event
+	raw map[string]any
 }
 
 // name is the event's event_name, limit_name or recording_status, with
