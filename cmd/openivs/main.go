@@ -43,6 +43,7 @@ Usage:
   openivs bench ingest    load-test ingest in-process (openivs bench ingest --help for flags)
   openivs bench viewers   simulate LL-HLS viewers of a playback URL
   openivs bench latency   measure glass-to-glass latency of a playback URL in headless Chromium
+  openivs token           mint a playback token for a private channel (openivs token --help)
   openivs version         print the version
   openivs help            show this help
 `
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "openivs %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0

@@ -27,6 +27,7 @@ import (
 	"github.com/openivs/openivs/internal/blob"
 	"github.com/openivs/openivs/internal/config"
 	"github.com/openivs/openivs/internal/events"
+	"github.com/openivs/openivs/internal/geoip"
 	"github.com/openivs/openivs/internal/ingest"
 	"github.com/openivs/openivs/internal/ingest/rtmp"
 	"github.com/openivs/openivs/internal/ivs"
@@ -66,6 +67,9 @@ type App struct {
 	natsSink   *events.NATS
 	// viewerBreaches throttles Concurrent Viewers limit breaches.
 	viewerBreaches breachThrottle
+	// playback serves viewers (playback.go); geoip is its --geoip-db.
+	playback *playback.Handler
+	geoip    *geoip.DB
 
 	// Bound by Start.
 	httpLn  net.Listener
@@ -245,6 +249,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	svc.SetStreamControl(a.live)
 	a.viewers = playback.NewViewers()
 	svc.SetViewerCounter(a.viewers)
+	if a.playback, err = a.buildPlayback(ctx, svc); err != nil {
+		return err
+	}
 	a.startMetrics(bgCtx)
 	a.publisher.m.Store(a.live)
 	rtmpSrv := rtmp.NewServer(rtmp.Config{Publisher: &a.publisher, Logger: a.log})
@@ -262,8 +269,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		a.serve("https", func() error { return a.httpsSrv.ServeTLS(a.httpsLn, "", "") })
 	}
 
-	a.bg.Add(3)
+	a.bg.Add(4)
 	go func() { defer a.bg.Done(); a.pruneSessions(bgCtx, svc) }()
+	go func() { defer a.bg.Done(); a.pruneSingleUseTokens(bgCtx, svc) }()
 	go func() { defer a.bg.Done(); a.logServeErr("rtmp", rtmpSrv.Serve(bgCtx, a.rtmpLn, ingest.RTMP)) }()
 	go func() { defer a.bg.Done(); a.logServeErr("rtmps", rtmpSrv.Serve(bgCtx, a.rtmpsLn, ingest.RTMPS)) }()
 
@@ -338,8 +346,7 @@ func (a *App) handler() http.Handler {
 	mux.HandleFunc("GET /v1/events/dead-letters", a.deadLetters)
 	mux.Handle("GET /metrics", a.metrics.Handler())
 	mux.Handle("GET /v1/sessions/{streamId}/metrics", a.metrics.History())
-	mux.Handle(playback.Prefix, &playback.Handler{Region: a.cfg.Region, Streams: a.live, Viewers: a.viewers,
-		ViewerLimit: a.quotas().ConcurrentViews, OnViewerLimit: a.viewerBreaches.publish(a)})
+	mux.Handle(playback.Prefix, a.playback)
 	player := webui.Handler(func(channelID string) string {
 		u, _ := a.ivs.ChannelPlaybackURL(context.Background(), a.cfg.AccountID, channelID)
 		return u
@@ -447,6 +454,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			a.ivs.Close() // waits for bucket checks while the store is open
 		}
 		a.stopOutbox(outboxGrace)
+		if a.geoip != nil {
+			_ = a.geoip.Close()
+		}
 		// After the HTTP servers: no API call is left to record.
 		if err := a.closeAudit(ctx); err != nil {
 			errs = append(errs, err)

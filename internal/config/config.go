@@ -74,6 +74,13 @@ type Config struct {
 	// AuditMaxFileBytes rotates an audit file before it grows past this
 	// (--audit-max-file-bytes; files also rotate every hour).
 	AuditMaxFileBytes int64
+	// GeoIPDB is a MaxMind-format country database (--geoip-db) for
+	// restriction policies' allowedCountries and viewer countries in
+	// metrics; without it every viewer's country is unknown (allowed).
+	GeoIPDB string
+	// TrustedProxies are addresses or CIDRs (--trusted-proxies) whose
+	// X-Forwarded-For is believed; other peers' is ignored.
+	TrustedProxies []string
 	// AuditS3Bucket, when set, receives every closed audit file (gzipped,
 	// then deleted locally) in the S3 store below (--audit-s3-bucket).
 	AuditS3Bucket string

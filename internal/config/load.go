@@ -97,6 +97,21 @@ var settings = []setting{
 		},
 		def: func(c *Config) string { return strings.Join(c.EventWebhooks, ",") },
 	},
+	str("geoip-db", "MaxMind-format country database `FILE` for restriction policies' allowedCountries (none: every country is allowed)",
+		func(c *Config) *string { return &c.GeoIPDB }),
+	{
+		name: "trusted-proxies", kind: kindList,
+		usage: "`CIDR` of a proxy or CDN whose X-Forwarded-For names the viewer (repeatable; env: comma-separated)",
+		set: func(c *Config, v string) error {
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.TrustedProxies = append(c.TrustedProxies, p)
+				}
+			}
+			return nil
+		},
+		def: func(c *Config) string { return strings.Join(c.TrustedProxies, ",") },
+	},
 	duration("event-retry-max-age", "`DURATION` an undeliverable event is retried before it is dead-lettered",
 		func(c *Config) *time.Duration { return &c.EventRetryMaxAge }),
 	duration("event-retry-max-backoff", "longest wait between delivery attempts of an event, `DURATION`",

@@ -143,6 +143,9 @@ type Service struct {
 	streams StreamControl
 	// viewers counts live viewers; nil until playback is wired.
 	viewers ViewerCounter
+	// playbackChanged is told after a call that changes what playback
+	// enforces (set by internal/app).
+	playbackChanged func()
 
 	// Background work (bucket checks) runs on bg until Close.
 	bg       context.Context
@@ -259,6 +262,22 @@ func (s *Service) API() *awsapi.Service {
 		"TagResource":         s.tagResource,
 		"UntagResource":       s.untagResource,
 		"ListTagsForResource": s.listTagsForResource,
+	}
+	// Calls that change playback rules tell playback at once, so the very
+	// next playback request on this node obeys them.
+	for _, name := range []string{
+		"UpdateChannel", "DeleteChannel", "ImportPlaybackKeyPair", "DeletePlaybackKeyPair",
+		"UpdatePlaybackRestrictionPolicy", "DeletePlaybackRestrictionPolicy",
+		"StartViewerSessionRevocation", "BatchStartViewerSessionRevocation",
+	} {
+		op := ops[name]
+		ops[name] = func(ctx context.Context, call *awsapi.Call) (any, error) {
+			out, err := op(ctx, call)
+			if err == nil && s.playbackChanged != nil {
+				s.playbackChanged()
+			}
+			return out, err
+		}
 	}
 	return &awsapi.Service{
 		SigningName: "ivs",

@@ -1,7 +1,6 @@
 package playback
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"net"
@@ -16,18 +15,13 @@ import (
 // silent for 10 s has stopped.
 const ViewerWindow = 10 * time.Second
 
-// sessionParam is the query parameter that carries the viewer session id
-// from the multivariant playlist to the media playlists it lists.
+// sessionParam is the query parameter with which a player reloading the
+// multivariant playlist keeps its viewer session.
 const sessionParam = "vs"
-
-// sessionIDLen is the length of a minted session id: 12 random bytes,
-// base64url without padding.
-const sessionIDLen = 16
 
 // Viewers keeps the live viewer sessions of every channel: a viewer is a
 // client actively fetching playlists, keyed by the session id the
-// multivariant playlist put in its child URLs (or, for a client that
-// skipped the multivariant playlist, by its address and user agent). It
+// multivariant playlist put in its child URLs (or anonymousKey). It
 // is safe for concurrent use; a touch costs a map write under a
 // per-channel lock.
 type Viewers struct {
@@ -47,34 +41,10 @@ type channelViewers struct {
 // NewViewers returns an empty tracker.
 func NewViewers() *Viewers { return &Viewers{now: time.Now} }
 
-// newSessionID mints an unguessable viewer session id.
-func newSessionID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// validSessionID reports whether id has the shape newSessionID mints, so
-// that arbitrary query strings cannot grow the table with huge keys.
-func validSessionID(id string) bool {
-	if len(id) != sessionIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// sessionKey identifies the viewer behind r: its session id when the URL
-// carries a well-formed one, else a digest of its address and user agent.
-func sessionKey(r *http.Request) string {
-	if id := r.URL.Query().Get(sessionParam); validSessionID(id) {
-		return id
-	}
+// anonymousKey identifies a viewer that skipped the multivariant playlist
+// (a public channel's rendition URL used directly) by its address and
+// user agent.
+func anonymousKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

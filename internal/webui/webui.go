@@ -1,6 +1,6 @@
 // Package webui serves the browser side of openivs: the IVS-compatible web
 // player bundle (/player/openivs-player.min.js) and the demo page
-// (/play/<channelId>). The assets are built under web/ and embedded.
+// (/play/<channelId>[?token=<playback token>]). The assets are built under web/ and embedded.
 package webui
 
 import (
@@ -161,6 +161,16 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request, channelID st
 	if playback == "" {
 		http.NotFound(w, r)
 		return
+	}
+	// A private channel's page passes its playback token on, as an app
+	// loads playbackUrl?token=<jwt>.
+	if token := r.URL.Query().Get("token"); token != "" {
+		if u, err := url.Parse(playback); err == nil {
+			q := u.Query()
+			q.Set("token", token)
+			u.RawQuery = q.Encode()
+			playback = u.String()
+		}
 	}
 	body := strings.Replace(h.page, urlPlaceholder, html.EscapeString(playback), 1)
 	hdr := w.Header()

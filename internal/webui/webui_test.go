@@ -32,6 +32,7 @@ func TestHandler(t *testing.T) {
 		{"demo script", "GET", "/player/play.js", 200, "text/javascript; charset=utf-8", "public, max-age=300", "attachHTMLVideoElement"},
 		{"demo css", "GET", "/player/play.css", 200, "text/css; charset=utf-8", "public, max-age=300", "video"},
 		{"page", "GET", "/play/abcd", 200, "text/html; charset=utf-8", "no-store", `data-playback-url="https://play.example.com/api/video/v1/us-west-2.123.channel.abcd.m3u8?a=1&amp;b=&#34;2&#34;"`},
+		{"page with a playback token", "GET", "/play/abcd?token=eyJh.eyJb.c-_d", 200, "text/html; charset=utf-8", "no-store", `data-playback-url="https://play.example.com/api/video/v1/us-west-2.123.channel.abcd.m3u8?a=1&amp;b=%222%22&amp;token=eyJh.eyJb.c-_d"`},
 		{"unknown channel", "GET", "/play/nope", 404, "", "", ""},
 		{"no channel", "GET", "/play/", 404, "", "", ""},
 		{"nested", "GET", "/play/abcd/x", 404, "", "", ""},

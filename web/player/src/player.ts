@@ -648,7 +648,10 @@ export class MediaPlayer {
       return;
     }
     const manifest = data.details === ErrorDetails.MANIFEST_LOAD_ERROR || data.details === ErrorDetails.MANIFEST_LOAD_TIMEOUT || data.details === ErrorDetails.MANIFEST_PARSING_ERROR;
-    if (!manifest && this.recoveries < 3) {
+    // 401/403 (a private channel's session revoked, or refused by a
+    // restriction policy) is final, like on the multivariant playlist.
+    const refused = code === 401 || code === 403;
+    if (!manifest && !refused && this.recoveries < 3) {
       this.recoveries++;
       this.emit(PlayerEventType.RECOVERABLE_ERROR, this.toError(data, code));
       if (data.type === ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
