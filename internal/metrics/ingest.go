@@ -98,9 +98,10 @@ func (r *Registry) deleteIngestSeries(channelARN string) {
 type ViewerSource interface {
 	// Count is a channel's viewer sessions (ConcurrentViews).
 	Count(channelARN string) int
-	// DrainDelivered hands over, per channel, the viewer time served since
-	// the last drain (LiveDeliveredTime).
-	DrainDelivered(fn func(channelARN string, d time.Duration))
+	// DrainDelivered hands over, per channel and viewer country ("" when
+	// unknown), the viewer time served since the last drain
+	// (LiveDeliveredTime).
+	DrainDelivered(fn func(channelARN, country string, d time.Duration))
 }
 
 // viewerPeriod is how often RunViewers samples viewers.
@@ -124,11 +125,8 @@ func (r *Registry) RunViewers(ctx context.Context, v ViewerSource) {
 
 // SampleViewers takes one sample of v (what RunViewers does each second).
 func (r *Registry) SampleViewers(v ViewerSource) {
-	// GeoIP hook: the viewer's country comes with the private-channels
-	// issue; playback will then drain delivered time per country and this
-	// passes it instead of UnknownCountry.
-	v.DrainDelivered(func(channelARN string, d time.Duration) {
-		r.AddDeliveredTime(channelARN, UnknownCountry, d)
+	v.DrainDelivered(func(channelARN, country string, d time.Duration) {
+		r.AddDeliveredTime(channelARN, country, d)
 	})
 	r.mu.Lock()
 	live := make([]string, 0, len(r.live))

@@ -132,13 +132,14 @@ func TestIngestMetricNames(t *testing.T) {
 type fakeViewers struct {
 	counts    map[string]int
 	delivered map[string]time.Duration
+	country   string // of every viewer; "" unknown
 }
 
 func (f *fakeViewers) Count(ch string) int { return f.counts[ch] }
 
-func (f *fakeViewers) DrainDelivered(fn func(string, time.Duration)) {
+func (f *fakeViewers) DrainDelivered(fn func(string, string, time.Duration)) {
 	for ch, d := range f.delivered {
-		fn(ch, d)
+		fn(ch, f.country, d)
 	}
 	f.delivered = map[string]time.Duration{}
 }
@@ -161,6 +162,13 @@ func TestSeriesRemovedWhenStreamEnds(t *testing.T) {
 	}
 	if d := got[LiveDeliveredTime]["channel="+chA+",country=UNKNOWN"]; d != 2.5 {
 		t.Errorf("LiveDeliveredTime A = %v, want 2.5", d)
+	}
+	// With GeoIP, playback tells the viewers' country.
+	v.country, v.delivered = "FR", map[string]time.Duration{chA: time.Second}
+	r.SampleViewers(v)
+	got, _ = gather(t, r)
+	if d := got[LiveDeliveredTime]["channel="+chA+",country=FR"]; d != 1 {
+		t.Errorf("LiveDeliveredTime A from FR = %v, want 1", d)
 	}
 
 	r.IngestEnded(chA, "st-a", c.Now())

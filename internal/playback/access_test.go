@@ -6,11 +6,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -567,4 +569,65 @@ func BenchmarkChildAuthorization(b *testing.B) {
 			b.Fatalf("refused: %s", why)
 		}
 	}
+}
+
+// TestRulesReloadAfterTTL: changes made on another node (no Invalidate
+// here) reach playback within RulesTTL plus one request: stale rules are
+// served while one background reload runs, and a source outage keeps the
+// last rules.
+func TestRulesReloadAfterTTL(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	src := &fakeRules{rules: map[string]*Rules{channelARN: {}}}
+	c := &rulesCache{source: src, now: clock}
+	get := func() *Rules {
+		r, err := c.get(context.Background(), channelARN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if get().Authorized {
+		t.Fatal("first load")
+	}
+	src.set(channelARN, &Rules{Authorized: true})
+	if get().Authorized || src.loads != 1 {
+		t.Fatalf("within the TTL the cached rules serve (loads %d)", src.loads)
+	}
+	mu.Lock()
+	now = now.Add(RulesTTL + time.Millisecond)
+	mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for !get().Authorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the change never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The control plane fails: the last rules stay.
+	src.mu.Lock()
+	src.rules = nil
+	src.mu.Unlock()
+	failing := &failingRules{}
+	c.source = failing
+	mu.Lock()
+	now = now.Add(2 * RulesTTL)
+	mu.Unlock()
+	for range 50 {
+		if !get().Authorized {
+			t.Fatal("a store outage dropped the channel's rules")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if failing.calls.Load() == 0 {
+		t.Fatal("no reload was attempted")
+	}
+}
+
+type failingRules struct{ calls atomic.Int64 }
+
+func (f *failingRules) PlaybackRules(context.Context, string) (*Rules, error) {
+	f.calls.Add(1)
+	return nil, errors.New("store unreachable")
 }

@@ -21,16 +21,17 @@ func deliveredBetween(last, now time.Time) time.Duration {
 }
 
 // DrainDelivered calls fn with each channel's viewer time earned since
-// the previous drain and resets it. The metrics call it every second.
-func (v *Viewers) DrainDelivered(fn func(channelARN string, d time.Duration)) {
+// the previous drain, by viewer country ("" unknown), and resets it. The
+// metrics call it every second.
+func (v *Viewers) DrainDelivered(fn func(channelARN, country string, d time.Duration)) {
 	v.channels.Range(func(k, c any) bool {
 		cv := c.(*channelViewers)
 		cv.mu.Lock()
-		d := cv.delivered
-		cv.delivered = 0
+		delivered := cv.delivered
+		cv.delivered = nil
 		cv.mu.Unlock()
-		if d > 0 {
-			fn(k.(string), d)
+		for country, d := range delivered {
+			fn(k.(string), country, d)
 		}
 		return true
 	})

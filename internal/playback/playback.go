@@ -211,6 +211,14 @@ func (h *Handler) clientAddr(r *http.Request) netip.Addr {
 	return a.Unmap()
 }
 
+// country is the viewer's country, "" when unknown (no --geoip-db).
+func (h *Handler) country(r *http.Request) string {
+	if h.GeoIP == nil {
+		return ""
+	}
+	return h.GeoIP.Country(h.clientAddr(r))
+}
+
 // policyAllows applies a restriction policy to one request: countries
 // always; origins on the multivariant request, or on every request with
 // strict enforcement (which also requires the Origin header).
@@ -335,7 +343,7 @@ func (h *Handler) serveMultivariant(w http.ResponseWriter, r *http.Request, arn,
 		sess, _ = h.sessions.Verify(arn, param, now) // learn the minted id
 	}
 	if h.Viewers != nil {
-		h.Viewers.Touch(arn, sess.ID)
+		h.Viewers.Touch(arn, sess.ID, h.country(r))
 	}
 	for i := range list {
 		list[i].URI = stream + "/" + param + "/" + list[i].URI
@@ -437,7 +445,7 @@ func (h *Handler) serveChild(w http.ResponseWriter, r *http.Request, arn, sub st
 		if !ok {
 			key = anonymousKey(r)
 		}
-		h.Viewers.Touch(arn, key)
+		h.Viewers.Touch(arn, key, h.country(r))
 	}
 	variant.Packager.ServeMedia(w, r, resource)
 }

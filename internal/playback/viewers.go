@@ -33,9 +33,9 @@ type channelViewers struct {
 	mu       sync.Mutex
 	sessions map[string]time.Time // session key → last fetch
 	pruned   time.Time
-	// delivered is viewer time earned since the last DrainDelivered
-	// (delivered.go).
-	delivered time.Duration
+	// delivered is viewer time earned since the last DrainDelivered, by
+	// the viewers' country ("" unknown; delivered.go).
+	delivered map[string]time.Duration
 }
 
 // NewViewers returns an empty tracker.
@@ -53,8 +53,9 @@ func anonymousKey(r *http.Request) string {
 	return "anon:" + base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
-// Touch records that the session key fetched from channelARN now.
-func (v *Viewers) Touch(channelARN, key string) {
+// Touch records that the session key fetched from channelARN now, from
+// country (ISO 3166-1 alpha-2, or "" when unknown).
+func (v *Viewers) Touch(channelARN, key, country string) {
 	now := v.now()
 	c, ok := v.channels.Load(channelARN)
 	if !ok {
@@ -63,7 +64,12 @@ func (v *Viewers) Touch(channelARN, key string) {
 	cv := c.(*channelViewers)
 	cv.mu.Lock()
 	if last, ok := cv.sessions[key]; ok {
-		cv.delivered += deliveredBetween(last, now)
+		if d := deliveredBetween(last, now); d > 0 {
+			if cv.delivered == nil {
+				cv.delivered = map[string]time.Duration{}
+			}
+			cv.delivered[country] += d
+		}
 	}
 	cv.sessions[key] = now
 	// Forget stale sessions now and then so a channel watched by many
@@ -85,7 +91,7 @@ func (v *Viewers) Count(channelARN string) int {
 	defer cv.mu.Unlock()
 	cv.pruneLocked(v.now())
 	n := len(cv.sessions)
-	if n == 0 && cv.delivered == 0 {
+	if n == 0 && len(cv.delivered) == 0 {
 		// Drop the empty entry (once its delivered time is drained); a later Touch recreates it. A racing Touch
 		// that already holds cv is harmless: its viewer is counted again at
 		// its next fetch, a fraction of a second later.

@@ -303,4 +303,40 @@ func TestBrowserPrivateChannel(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("revoked token starting again: %d, want 403", resp.StatusCode)
 	}
+
+	// BatchStartViewerSessionRevocation: each entry applies, a bad one is
+	// reported in errors without failing the others.
+	status := func(tok string) int {
+		resp, err := http.Get(mv + "?token=" + url.QueryEscape(tok))
+		must(t, err, "GET multivariant")
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tokB := signToken(t, key, playback.Claims{ChannelARN: arn, ViewerID: "viewer-b", ViewerSessionVersion: 3})
+	tokB4 := signToken(t, key, playback.Claims{ChannelARN: arn, ViewerID: "viewer-b", ViewerSessionVersion: 4})
+	if got := status(tokB); got != http.StatusOK {
+		t.Fatalf("viewer-b before the batch: %d", got)
+	}
+	missing := arn[:strings.LastIndex(arn, "/")+1] + "AAAAAAAAAAAA"
+	batch, err := c.BatchStartViewerSessionRevocation(t.Context(), &ivs.BatchStartViewerSessionRevocationInput{
+		ViewerSessions: []types.BatchStartViewerSessionRevocationViewerSession{
+			{ChannelArn: aws.String(arn), ViewerId: aws.String("viewer-b"), ViewerSessionVersionsLessThanOrEqualTo: 3},
+			{ChannelArn: aws.String(missing), ViewerId: aws.String("viewer-c")},
+		},
+	})
+	must(t, err, "BatchStartViewerSessionRevocation")
+	if len(batch.Errors) != 1 || aws.ToString(batch.Errors[0].ChannelArn) != missing {
+		t.Errorf("batch errors %+v, want one for the missing channel", batch.Errors)
+	}
+	if got := status(tokB); got != http.StatusForbidden {
+		t.Errorf("viewer-b version 3 after the batch: %d, want 403", got)
+	}
+	if got := status(tokB4); got != http.StatusOK {
+		t.Errorf("viewer-b version 4 after the batch: %d, want 200", got)
+	}
+	// A single-use token plays once.
+	once := signToken(t, key, playback.Claims{ChannelARN: arn, SingleUseUUID: "8f14e45f-ceea-4e7a-9b2b-5e3c1f0d7a61"})
+	if a, b := status(once), status(once); a != http.StatusOK || b != http.StatusForbidden {
+		t.Errorf("single-use token: %d then %d, want 200 then 403", a, b)
+	}
 }

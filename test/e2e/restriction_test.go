@@ -101,6 +101,12 @@ func TestRestrictionPolicyEnforced(t *testing.T) {
 	if got, _ := fetch(t, cdn, childURL, "X-Forwarded-For", "203.0.113.9"); got != 200 {
 		t.Errorf("child without origin, not strict: %d", got)
 	}
+	// The viewer's time is counted under its country (LiveDeliveredTime).
+	time.Sleep(time.Second)
+	fetch(t, cdn, childURL, "X-Forwarded-For", "203.0.113.9")
+	waitMetric(t, srv, "openivs_live_delivered_time_seconds_total",
+		map[string]string{"channel": aws.ToString(ch.Channel.Arn), "country": "FR"}, 5*time.Second,
+		"delivered time of the viewer in France", func(v float64, found bool) bool { return found && v >= 0.9 })
 	_, err = c.UpdatePlaybackRestrictionPolicy(t.Context(), &ivs.UpdatePlaybackRestrictionPolicyInput{
 		Arn: pol.PlaybackRestrictionPolicy.Arn, EnableStrictOriginEnforcement: aws.Bool(true),
 	})
