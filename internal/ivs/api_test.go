@@ -116,7 +116,7 @@ func TestLiveStreamReads(t *testing.T) {
 	f.goLive(t, arns[1], "st-1BBBBBBBBBBBBBBBBBBBBBB", "STARVING", start)
 	// Three viewer sessions are watching the first channel.
 	for _, session := range []string{"viewer-a", "viewer-b", "viewer-c"} {
-		f.viewers.Touch(arns[0], session)
+		f.viewers.Touch(arns[0], session, "")
 	}
 
 	got, err := f.client.GetStream(ctx, &sdk.GetStreamInput{ChannelArn: &arns[0]})
