@@ -15,8 +15,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openivs/openivs/internal/hls"
@@ -95,6 +97,7 @@ type Handler struct {
 	rules    *rulesCache
 	sessions *SessionSigner
 	verified verifyCache
+	lastKey  atomic.Pointer[string] // DER of the key that verified the last new token
 }
 
 // Prefix is the path every playback URL starts with.
@@ -512,10 +515,21 @@ func (h *Handler) verify(token string, keys []PublicKey, now time.Time) (*Verifi
 			}
 		}
 	}
+	// Tokens carry no key id: try the key that verified the last new
+	// token first, so an account with several keys (one signing, others
+	// kept for rotation) pays one ES384 verification, not up to three.
+	if last := h.lastKey.Load(); last != nil && len(keys) > 1 && keys[0].DER != *last {
+		if i := slices.IndexFunc(keys, func(k PublicKey) bool { return k.DER == *last }); i > 0 {
+			ordered := make([]PublicKey, 0, len(keys))
+			ordered = append(append(append(ordered, keys[i]), keys[:i]...), keys[i+1:]...)
+			keys = ordered
+		}
+	}
 	v, err := VerifyToken(token, keys, now)
 	if err != nil {
 		return nil, err
 	}
+	h.lastKey.Store(&v.Key)
 	c.mu.Lock()
 	if c.entries == nil || len(c.entries) >= verifyCacheSize {
 		c.entries = make(map[[32]byte]*Verified)
