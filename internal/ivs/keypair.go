@@ -138,25 +138,3 @@ func (s *Service) listPlaybackKeyPairs(ctx context.Context, call *awsapi.Call) (
 	}
 	return listOut("keyPairs", pairs, next), nil
 }
-
-// PlaybackPublicKeys returns every imported playback key of an account;
-// playback tokens are verified against each (they carry no key id).
-func (s *Service) PlaybackPublicKeys(ctx context.Context, account string) ([]*ecdsa.PublicKey, error) {
-	items, err := s.store.List(ctx, store.Query{Kind: KindPlaybackKeyPair, Account: account})
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]*ecdsa.PublicKey, 0, len(items))
-	for _, r := range items {
-		var d keyPairDoc
-		if err := json.Unmarshal(r.Doc, &d); err != nil {
-			return nil, err
-		}
-		k, _, err := parsePlaybackPublicKey(d.PublicKey)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}

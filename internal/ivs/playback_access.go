@@ -67,20 +67,8 @@ func (s *Service) PlaybackAccess(ctx context.Context, channelARN string) (*Playb
 		}
 	}
 	if d.Authorized {
-		keys, err := s.store.List(ctx, store.Query{Kind: KindPlaybackKeyPair, Account: r.Account})
-		if err != nil {
+		if out.Keys, err = s.playbackKeys(ctx, r.Account); err != nil {
 			return nil, err
-		}
-		for _, k := range keys {
-			var kd keyPairDoc
-			if err := json.Unmarshal(k.Doc, &kd); err != nil {
-				return nil, err
-			}
-			pub, der, err := parsePlaybackPublicKey(kd.PublicKey)
-			if err != nil {
-				return nil, err
-			}
-			out.Keys = append(out.Keys, PlaybackKey{Key: pub, DER: der})
 		}
 	}
 	// Revocations apply to public channels too: a viewer id can only come
@@ -100,6 +88,28 @@ func (s *Service) PlaybackAccess(ctx context.Context, channelARN string) (*Playb
 		out.Revoked[rd.ViewerID] = rd.VersionsUpTo
 	}
 	return out, nil
+}
+
+// playbackKeys returns every imported playback key of an account;
+// playback tokens are verified against each (they carry no key id).
+func (s *Service) playbackKeys(ctx context.Context, account string) ([]PlaybackKey, error) {
+	items, err := s.store.List(ctx, store.Query{Kind: KindPlaybackKeyPair, Account: account})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]PlaybackKey, 0, len(items))
+	for _, r := range items {
+		var d keyPairDoc
+		if err := json.Unmarshal(r.Doc, &d); err != nil {
+			return nil, err
+		}
+		pub, der, err := parsePlaybackPublicKey(d.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, PlaybackKey{Key: pub, DER: der})
+	}
+	return keys, nil
 }
 
 // singleUseDoc is a played single-use token.

@@ -665,3 +665,17 @@ func TestLastVerifyingKeyFirst(t *testing.T) {
 		t.Fatalf("second token: %v, %v", v, err)
 	}
 }
+
+// TestRulesCacheIsBounded: requests for made-up channel ids do not grow
+// the cache without bound.
+func TestRulesCacheIsBounded(t *testing.T) {
+	c := &rulesCache{source: &fakeRules{rules: map[string]*Rules{}}, now: time.Now}
+	for i := range maxRulesEntries + 100 {
+		if _, err := c.get(context.Background(), fmt.Sprintf("arn:aws:ivs:us-west-2:1:channel/%d", i)); err != ErrNoChannel {
+			t.Fatalf("unknown channel: %v", err)
+		}
+	}
+	if n := c.size.Load(); n > maxRulesEntries || n <= 0 {
+		t.Fatalf("%d entries, want at most %d", n, maxRulesEntries)
+	}
+}

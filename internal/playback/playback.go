@@ -341,10 +341,10 @@ func (h *Handler) serveMultivariant(w http.ResponseWriter, r *http.Request, arn,
 			return
 		}
 	}
-	param := h.sessions.Mint(arn, sess)
 	if isNew {
-		sess, _ = h.sessions.Verify(arn, param, now) // learn the minted id
+		sess.ID = newSessionID()
 	}
+	param := h.sessions.Mint(arn, sess)
 	if h.Viewers != nil {
 		h.Viewers.Touch(arn, sess.ID, h.country(r))
 	}

@@ -81,9 +81,15 @@ type rulesCache struct {
 	source  RulesSource
 	now     func() time.Time
 	entries sync.Map // channel ARN → *rulesEntry
-	// gen is bumped by InvalidateAll; entries loaded before are stale.
+	// size counts entries, so that requests for made-up channel ids
+	// cannot grow the cache without bound.
+	size atomic.Int64
+	// gen is bumped by invalidate(""); entries loaded before are stale.
 	gen atomic.Int64
 }
+
+// maxRulesEntries bounds the cache; past it, it starts over.
+const maxRulesEntries = 1 << 16
 
 type rulesEntry struct {
 	mu      sync.Mutex // held while loading the first value
@@ -102,7 +108,13 @@ type rulesValue struct {
 func (c *rulesCache) get(ctx context.Context, arn string) (*Rules, error) {
 	e, ok := c.entries.Load(arn)
 	if !ok {
-		e, _ = c.entries.LoadOrStore(arn, &rulesEntry{})
+		if c.size.Load() >= maxRulesEntries {
+			c.invalidate("")
+		}
+		var loaded bool
+		if e, loaded = c.entries.LoadOrStore(arn, &rulesEntry{}); !loaded {
+			c.size.Add(1)
+		}
 	}
 	entry := e.(*rulesEntry)
 	v := entry.value.Load()
@@ -152,9 +164,12 @@ func (c *rulesCache) invalidate(arn string) {
 	if arn == "" {
 		c.gen.Add(1)
 		c.entries.Clear()
+		c.size.Store(0)
 		return
 	}
-	c.entries.Delete(arn)
+	if _, ok := c.entries.LoadAndDelete(arn); ok {
+		c.size.Add(-1)
+	}
 }
 
 // originAllowed reports whether origin matches one of patterns: "*", an

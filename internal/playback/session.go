@@ -88,15 +88,22 @@ func (s *SessionSigner) mac(channelARN string, payload []byte, out []byte) []byt
 	return out
 }
 
-// Mint encodes sess for channelARN. A session without an ID gets a fresh
-// random one.
+// newSessionID mints an unguessable viewer session id (12 random bytes,
+// base64url).
+func newSessionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Mint encodes sess for channelARN. A session without a well-formed ID
+// gets a fresh random one.
 func (s *SessionSigner) Mint(channelARN string, sess Session) string {
 	buf := make([]byte, 0, maxSessionLen+32)
 	buf = append(buf, sessionFormat)
 	id, err := base64.RawURLEncoding.DecodeString(sess.ID)
 	if err != nil || len(id) != 12 {
-		id = make([]byte, 12)
-		_, _ = rand.Read(id)
+		id, _ = base64.RawURLEncoding.DecodeString(newSessionID())
 	}
 	buf = append(buf, id...)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(sess.Expires.Unix()))
