@@ -1,0 +1,47 @@
+package messaging
+
+import (
+	"context"
+
+	"github.com/openivs/openivs/internal/chat"
+)
+
+// ReviewFunc reviews one message of a room that has a
+// messageReviewHandler, as IVS invokes the room's Lambda. ctx carries the
+// review timeout. An error (or running out of time) lets the room's
+// fallbackResult decide.
+type ReviewFunc func(ctx context.Context, room *chat.Room, msg *Message) (ReviewResult, error)
+
+// ReviewResult is a review handler's answer.
+type ReviewResult struct {
+	Allow bool
+	// Content replaces the message's content when not empty.
+	Content string
+	// Attributes replace the message's attributes when not nil.
+	Attributes map[string]string
+}
+
+// review reports whether msg may be delivered, applying the handler's
+// changes to it.
+func (s *Server) review(ctx context.Context, room *chat.Room, msg *Message) bool {
+	fallback := room.ReviewHandler.FallbackResult != "DENY" // IVS default: ALLOW
+	if s.cfg.Review == nil {
+		return fallback
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReviewTimeout)
+	defer cancel()
+	res, err := s.cfg.Review(ctx, room, msg)
+	if err != nil || ctx.Err() != nil {
+		return fallback
+	}
+	if !res.Allow {
+		return false
+	}
+	if res.Content != "" {
+		msg.Content = res.Content
+	}
+	if res.Attributes != nil {
+		msg.Attributes = res.Attributes
+	}
+	return true
+}

@@ -1,0 +1,87 @@
+package messaging
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/openivs/openivs/internal/chat"
+)
+
+// room is one room's fan-out on this node: its local connections, fed by
+// the Bus, plus the room-wide send rate limit and a short-lived copy of
+// the room's settings.
+type room struct {
+	arn         string
+	unsubscribe func()
+
+	mu    sync.RWMutex
+	conns map[*conn]struct{}
+
+	// settingsMu serializes Control.Room look-ups and guards the fields
+	// below it.
+	settingsMu sync.Mutex
+	settings   *chat.Room
+	fetched    time.Time
+	rate       bucket
+	rateInit   bool
+}
+
+func newRoom(arn string) *room {
+	return &room{arn: arn, conns: make(map[*conn]struct{})}
+}
+
+// deliver hands env to every local connection without blocking: a
+// connection whose queue is full is disconnected instead of slowing the
+// room down.
+func (r *room) deliver(env Envelope) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for c := range r.conns {
+		if env.DisconnectUser != "" && c.grant.UserID == env.DisconnectUser {
+			c.sendThenClose(env.Frame, closeDisconnected, "disconnected by moderator")
+			continue
+		}
+		c.send(env.Frame)
+	}
+}
+
+// each calls fn for every local connection.
+func (r *room) each(fn func(*conn)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for c := range r.conns {
+		fn(c)
+	}
+}
+
+// lookup returns the room's settings, asking the control plane at most once
+// per ttl so that UpdateRoom takes effect within ttl.
+func (r *room) lookup(ctx context.Context, ctl Control, ttl time.Duration, now time.Time) (*chat.Room, error) {
+	r.settingsMu.Lock()
+	defer r.settingsMu.Unlock()
+	if r.settings != nil && now.Sub(r.fetched) < ttl {
+		return r.settings, nil
+	}
+	settings, err := ctl.Room(ctx, r.arn)
+	if err != nil {
+		return nil, err
+	}
+	r.settings, r.fetched = settings, now
+	return settings, nil
+}
+
+// allowMessage takes one message from the room's
+// maximumMessageRatePerSecond budget.
+func (r *room) allowMessage(perSecond int, now time.Time) bool {
+	if perSecond <= 0 {
+		return true
+	}
+	r.settingsMu.Lock()
+	defer r.settingsMu.Unlock()
+	if !r.rateInit {
+		r.rate, r.rateInit = newBucket(perSecond, perSecond, now), true
+	}
+	r.rate.setRate(perSecond)
+	return r.rate.allow(now)
+}
