@@ -45,6 +45,9 @@ type Config struct {
 	// X264Preset is libx264's speed preset (DefaultX264Preset).
 	X264Preset string
 	Logger     *slog.Logger // carries the stream id
+	// StopGrace is how long ffmpeg may drain after its input ended before
+	// it is killed (default 3 s, so an ended stream frees its CPU soon).
+	StopGrace time.Duration
 }
 
 // Transcoder runs one ffmpeg for a live stream and keeps it running: it
@@ -75,6 +78,9 @@ type Transcoder struct {
 
 // New prepares a transcoder and the hubs of its rungs; Run starts ffmpeg.
 func New(cfg Config) (*Transcoder, error) {
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = stopGrace
+	}
 	if cfg.FFmpeg == "" {
 		cfg.FFmpeg = "ffmpeg"
 	}
@@ -311,7 +317,7 @@ loop:
 			// The source ended: let ffmpeg drain, within reason.
 			select {
 			case <-outputsDone:
-			case <-time.After(stopGrace):
+			case <-time.After(t.cfg.StopGrace):
 				t.log.Warn("transcode: ffmpeg did not finish after its input ended; killing it")
 			}
 			break loop

@@ -291,10 +291,20 @@ func TestBrowserPrivateChannel(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(3 * time.Second)
-	after := reports()
-	if v := after["valid"]; v.Position <= validBefore || len(v.Errors) > 0 || v.State != "Playing" {
-		t.Errorf("the unrevoked viewer stopped too: %+v (position before %.1f)", v, validBefore)
+	// The other viewer plays on: its position moves past where it was
+	// and it reports no error (a moment of Buffering on a loaded machine
+	// is not a stop, so the state is polled rather than sampled once).
+	for deadline := time.Now().Add(8 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		v := reports()["valid"]
+		if len(v.Errors) > 0 {
+			t.Fatalf("the unrevoked viewer failed too: %+v", v)
+		}
+		if v.Position > validBefore+2 && v.State == "Playing" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unrevoked viewer stopped too: %+v (position before %.1f)", v, validBefore)
+		}
 	}
 	// The revoked token cannot start again either.
 	resp, err := http.Get(mv + cases[2].URL[strings.Index(cases[2].URL, "?"):])
