@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: ffmpeg and Chromium (apt),
-# and the web/ packages (npm ci) when web/package-lock.json exists; with
+# and the npm packages of web/ and test/chatsdk/ (npm ci); with
 # --runtime only ffmpeg, which the server needs to transcode.
 # Idempotent and silent when everything is already there.
 set -euo pipefail
@@ -48,10 +48,14 @@ fi
 
 $runtime && exit 0
 
-# npm ci only when the lock file changed since the last install.
-if [[ -f web/package-lock.json ]]; then
-	if [[ ! -f web/node_modules/.package-lock.json || web/package-lock.json -nt web/node_modules/.package-lock.json ]]; then
-		echo "deps: npm ci in web/" >&2
-		(cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# npm ci only when the lock file changed since the last install: web/ (the
+# player and chat demo bundles) and test/chatsdk/ (the official chat SDK in
+# Node), here rather than in the tests, which run in parallel.
+for dir in web test/chatsdk; do
+	if [[ -f $dir/package-lock.json ]]; then
+		if [[ ! -f $dir/node_modules/.package-lock.json || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+			echo "deps: npm ci in $dir/" >&2
+			(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+		fi
 	fi
-fi
+done

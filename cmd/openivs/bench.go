@@ -27,12 +27,15 @@ const benchUsage = `Usage:
                                   encoding the same ladder
   openivs bench metadata [flags]  call PutMetadata while the openivs player plays --url in headless
                                   Chromium and report call → TEXT_METADATA_CUE delay
+  openivs bench chat [flags]      N chat clients in one room, messages at a rate: send → receive
+                                  latency at every client, losses, CPU, memory per idle connection
 `
 
 // benchCommands are the `openivs bench` subcommands by name; each returns
 // the process exit status.
 var benchCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"ingest": benchIngestCmd,
+	"chat":   benchChatCmd,
 }
 
 // benchCmd runs `openivs bench ...`; the exit status is non-zero when a

@@ -187,6 +187,7 @@ func printBanner(w io.Writer, cfg config.Config, a *app.App) {
 	fmt.Fprintf(w, "  Ingest RTMP    rtmp://%s/app/<stream-key>  (channels with insecureIngest)\n", hostPort("rtmp"))
 	fmt.Fprintf(w, "  Ingest SRT     srt://%s?streamid=<stream-key>&passphrase=<passphrase>\n", hostPort("srt"))
 	fmt.Fprintf(w, "  Player         %s/play/<channelId>\n", a.PlaybackBaseURL())
+	fmt.Fprintf(w, "  Chat           %s  (regionOrUrl of the IVS chat SDK)\n", a.ChatURL())
 	fmt.Fprintf(w, "  Data dir       %s\n", dataDir)
 	fmt.Fprintf(w, "  Ports          %s  (also in %s)\n", portList(ports), filepath.Join(dataDir, "ports.json"))
 	fmt.Fprintln(w)

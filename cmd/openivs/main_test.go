@@ -230,6 +230,7 @@ func TestServe(t *testing.T) {
 		"rtmps://localhost:" + strconv.Itoa(s.ports["rtmps"]) + "/app/<stream-key>",
 		"srt://localhost:" + strconv.Itoa(s.ports["srt"]),
 		"/play/<channelId>",
+		"/chat  (regionOrUrl of the IVS chat SDK)",
 		"us-west-2",
 		dataDir,
 		creds.id,

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,8 @@ type App struct {
 	// playback serves viewers (playback.go); geoip is its --geoip-db.
 	playback *playback.Handler
 	geoip    *geoip.DB
+	// chat is IVS Chat (chat.go).
+	chat *chatNode
 
 	// Bound by Start.
 	httpLn  net.Listener
@@ -204,17 +207,22 @@ func (a *App) Start(ctx context.Context) (err error) {
 		a.log.Warn("ended streams left live by an earlier run", "streams", n)
 	}
 	apiSvc := svc.API()
-	// rate-limits: names must be operations of a mounted API. When IVS Chat
-	// and Real-Time are mounted, check against the union of their models.
-	for name := range a.cfg.RateLimits {
-		if _, ok := apiSvc.Model.Operations[name]; !ok {
-			return fmt.Errorf("rate-limits: unknown operation %q", name)
-		}
-	}
 	if err := a.api.Mount(apiSvc); err != nil {
 		return err
 	}
 	a.ivs = svc
+	if a.chat, err = a.startChat(ctx); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	// rate-limits: names must be operations of a mounted API (IVS's or
+	// IVS Chat's; a name both have, like TagResource, sets both).
+	for name := range a.cfg.RateLimits {
+		_, inIVS := apiSvc.Model.Operations[name]
+		_, inChat := a.chat.api.Model.Operations[name]
+		if !inIVS && !inChat {
+			return fmt.Errorf("rate-limits: unknown operation %q", name)
+		}
+	}
 	// Recording configurations whose bucket check a stop cut short.
 	if n, err := svc.ResumeBucketChecks(ctx); err != nil {
 		return fmt.Errorf("checking recording buckets: %w", err)
@@ -269,9 +277,18 @@ func (a *App) Start(ctx context.Context) (err error) {
 		a.serve("https", func() error { return a.httpsSrv.ServeTLS(a.httpsLn, "", "") })
 	}
 
-	a.bg.Add(4)
+	a.bg.Add(5)
+	// Expired chat tokens nobody redeemed; played single-use playback
+	// tokens once expired (their exp is at most 10 minutes ahead).
+	go func() {
+		defer a.bg.Done()
+		a.pruneEvery(bgCtx, time.Minute, "expired chat tokens", a.chat.svc.PruneChatTokens)
+	}()
 	go func() { defer a.bg.Done(); a.pruneSessions(bgCtx, svc) }()
-	go func() { defer a.bg.Done(); a.pruneSingleUseTokens(bgCtx, svc) }()
+	go func() {
+		defer a.bg.Done()
+		a.pruneEvery(bgCtx, playback.SingleUsePruneInterval, "expired single-use playback tokens", svc.PruneSingleUseTokens)
+	}()
 	go func() { defer a.bg.Done(); a.logServeErr("rtmp", rtmpSrv.Serve(bgCtx, a.rtmpLn, ingest.RTMP)) }()
 	go func() { defer a.bg.Done(); a.logServeErr("rtmps", rtmpSrv.Serve(bgCtx, a.rtmpsLn, ingest.RTMPS)) }()
 
@@ -322,6 +339,9 @@ func (a *App) serve(name string, run func() error) {
 func (a *App) quotas() ivs.Quotas {
 	q := ivs.DefaultQuotas()
 	for name, v := range a.cfg.Quotas {
+		if isChatQuota(name) {
+			continue // chatQuotas
+		}
 		// Names and values were validated by config; Set cannot fail here
 		// unless the two lists drift apart, which the app test catches.
 		if err := q.Set(name, v); err != nil {
@@ -347,6 +367,12 @@ func (a *App) handler() http.Handler {
 	mux.Handle("GET /metrics", a.metrics.Handler())
 	mux.Handle("GET /v1/sessions/{streamId}/metrics", a.metrics.History())
 	mux.Handle(playback.Prefix, a.playback)
+	// The IVS Chat Messaging WebSocket: the URL apps pass to the chat
+	// SDK as regionOrUrl is ws(s)://<host>:<http-port>/chat.
+	mux.HandleFunc("GET /chat", a.serveChat)
+	// Chat tokens for the demo panel of /play/<channelId>?room=<arn>, for
+	// rooms tagged openivs:chat-demo=true only.
+	mux.HandleFunc("POST /chat-demo/token", a.serveChatDemoToken)
 	player := webui.Handler(func(channelID string) string {
 		u, _ := a.ivs.ChannelPlaybackURL(context.Background(), a.cfg.AccountID, channelID)
 		return u
@@ -412,6 +438,16 @@ func (a *App) PlaybackBaseURL() string {
 	return "http://" + net.JoinHostPort(a.cfg.PublicHost, strconv.Itoa(a.ports["http"]))
 }
 
+// ChatURL is the IVS Chat messaging WebSocket, the URL apps pass to the
+// chat SDK as regionOrUrl: wss:// when HTTPS is enabled, else ws://.
+func (a *App) ChatURL() string {
+	base := a.PlaybackBaseURL()
+	if rest, ok := strings.CutPrefix(base, "https://"); ok {
+		return "wss://" + rest + "/chat"
+	}
+	return "ws://" + strings.TrimPrefix(base, "http://") + "/chat"
+}
+
 // RTMPListener is the bound plain RTMP socket, for the ingest server.
 func (a *App) RTMPListener() net.Listener { return a.rtmpLn }
 
@@ -425,6 +461,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() {
 		a.ready.Store(false)
 		var errs []error
+		// Chat WebSockets first: http.Server.Shutdown does not wait for
+		// hijacked connections, and their clients are owed a close frame.
+		if err := a.chat.closeSockets(ctx); err != nil {
+			a.log.Warn("chat: closing connections", "err", err)
+		}
 		for _, srv := range []*http.Server{a.httpSrv, a.httpsSrv} {
 			if srv == nil {
 				continue
@@ -454,6 +495,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			a.ivs.Close() // waits for bucket checks while the store is open
 		}
 		a.stopOutbox(outboxGrace)
+		if err := a.chat.closeSinks(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("chat logging: %w", err))
+		}
 		if a.geoip != nil {
 			_ = a.geoip.Close()
 		}

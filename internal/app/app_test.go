@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"github.com/openivs/openivs/internal/chat"
 	"io"
 	"log/slog"
 	"net"
@@ -369,6 +370,9 @@ func TestQuotasAndRateLimitsApplied(t *testing.T) {
 		if v.Field(i).Int() != 7 {
 			t.Errorf("quota %s = %d: config.QuotaNames and ivs.Quotas.Set disagree", v.Type().Field(i).Name, v.Field(i).Int())
 		}
+	}
+	if cq := a.chatQuotas(); cq != (chat.Quotas{Rooms: 7, LoggingConfigurations: 7, ConcurrentConnections: 7}) {
+		t.Errorf("chat quotas %+v: config.QuotaNames and chat.Quotas.Set disagree", cq)
 	}
 	if r := a.rateLimits(); r["CreateChannel"] != 42 || r["GetChannel"] == 0 {
 		t.Fatalf("rate limits %v", r)

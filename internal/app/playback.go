@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/openivs/openivs/internal/clientip"
 	"github.com/openivs/openivs/internal/geoip"
@@ -63,23 +62,4 @@ func (s rulesSource) PlaybackRules(ctx context.Context, channelARN string) (*pla
 			AllowedCountries: p.AllowedCountries}
 	}
 	return r, nil
-}
-
-// pruneSingleUseTokens forgets played single-use tokens once expired
-// (their exp is at most 10 minutes ahead), every 10 minutes.
-func (a *App) pruneSingleUseTokens(ctx context.Context, svc *ivs.Service) {
-	tick := time.NewTicker(playback.SingleUsePruneInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if n, err := svc.PruneSingleUseTokens(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			a.log.Error("pruning single-use playback tokens", "err", err)
-		} else if n > 0 {
-			a.log.Debug("pruned expired single-use playback tokens", "tokens", n)
-		}
-	}
 }

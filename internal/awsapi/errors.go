@@ -15,7 +15,11 @@ type Error struct {
 	// (or 400 for exceptions the model does not define).
 	Status int
 	// Fields are the exception's own members besides the message (for
-	// example IVS Chat's resourceId and resourceType).
+	// example IVS Chat's resourceId, resourceType, limit, reason and
+	// fieldList). Only the members that the service model declares for the
+	// exception are sent, so one Error serves services whose shapes differ:
+	// a ValidationException keeps its reason and fieldList for IVS Chat,
+	// whose model has them, and loses them for IVS, whose model has not.
 	Fields map[string]any
 }
 
@@ -37,9 +41,41 @@ const (
 	CodeInternal      = "InternalServerException"
 )
 
-func Validation(format string, args ...any) *Error { return Errorf(CodeValidation, format, args...) }
-func NotFound(format string, args ...any) *Error   { return Errorf(CodeNotFound, format, args...) }
-func Conflict(format string, args ...any) *Error   { return Errorf(CodeConflict, format, args...) }
+// ReasonFieldValidationFailed is the ValidationExceptionReason (an IVS Chat
+// member) of input that breaks a field's rules.
+const ReasonFieldValidationFailed = "FIELD_VALIDATION_FAILED"
+
+// FieldError is one entry of a ValidationException's fieldList.
+type FieldError struct {
+	Name    string `json:"name"`
+	Message string `json:"message"`
+}
+
+// Validation is a ValidationException with a formatted message; where the
+// model has the member, its reason is FIELD_VALIDATION_FAILED.
+func Validation(format string, args ...any) *Error {
+	return validationError(fmt.Sprintf(format, args...), nil)
+}
+
+// FieldValidation is a ValidationException about one input field: the
+// message reads "field: message", and where the model has the members the
+// exception carries reason FIELD_VALIDATION_FAILED and a fieldList naming
+// the field.
+func FieldValidation(field, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	return validationError(field+": "+msg, []FieldError{{Name: field, Message: msg}})
+}
+
+func validationError(msg string, fields []FieldError) *Error {
+	e := &Error{Code: CodeValidation, Message: msg, Fields: map[string]any{"reason": ReasonFieldValidationFailed}}
+	if len(fields) > 0 {
+		e.Fields["fieldList"] = fields
+	}
+	return e
+}
+
+func NotFound(format string, args ...any) *Error { return Errorf(CodeNotFound, format, args...) }
+func Conflict(format string, args ...any) *Error { return Errorf(CodeConflict, format, args...) }
 func QuotaExceeded(format string, args ...any) *Error {
 	return Errorf(CodeQuotaExceeded, format, args...)
 }

@@ -185,15 +185,21 @@ func (m *Model) BuildInput(op *Operation, body []byte, pathParams map[string]str
 			delete(doc, name) // no IVS input binds headers
 		}
 	}
-	var errs []string
+	var errs []violation
 	m.validate(op.Input.Shape, doc, "", &errs)
 	if len(errs) > 0 {
-		sort.Strings(errs)
+		sort.Slice(errs, func(i, j int) bool { return errs[i].text() < errs[j].text() })
+		texts := make([]string, len(errs))
+		fields := make([]FieldError, len(errs))
+		for i, v := range errs {
+			texts[i] = v.text()
+			fields[i] = FieldError{Name: v.field, Message: v.constraint}
+		}
 		noun := "errors"
 		if len(errs) == 1 {
 			noun = "error"
 		}
-		return nil, Validation("%d validation %s detected: %s", len(errs), noun, strings.Join(errs, "; "))
+		return nil, validationError(fmt.Sprintf("%d validation %s detected: %s", len(errs), noun, strings.Join(texts, "; ")), fields)
 	}
 	out, err := json.Marshal(doc)
 	if err != nil {
@@ -217,16 +223,31 @@ func queryScalar(s *Shape, v string) any {
 	return v
 }
 
-// validate checks v against shape name, appending AWS-style messages
-// ("Value '…' at 'path' failed to satisfy constraint: …") to errs.
-func (m *Model) validate(name string, v any, path string, errs *[]string) {
+// violation is one failed constraint of an input member.
+type violation struct {
+	value      string // the rejected value, quoted ("null", "'***'" for secrets)
+	field      string // the member's path: "name", "tags.key", "list.2"
+	constraint string // "Member must ..."
+}
+
+// text is the AWS wording: "Value '…' at 'path' failed to satisfy constraint: …".
+func (v violation) text() string {
+	return fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: %s", v.value, v.field, v.constraint)
+}
+
+// nullMember is the violation of a required member or list item left null.
+func nullMember(path string) violation {
+	return violation{value: "null", field: displayPath(path), constraint: "Member must not be null"}
+}
+
+// validate checks v against shape name, appending what it breaks to errs.
+func (m *Model) validate(name string, v any, path string, errs *[]violation) {
 	s := m.Shapes[name]
 	if s == nil || v == nil {
 		return
 	}
 	fail := func(constraint string) {
-		*errs = append(*errs, fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: %s",
-			quoteValue(v, s.Sensitive), displayPath(path), constraint))
+		*errs = append(*errs, violation{value: quoteValue(v, s.Sensitive), field: displayPath(path), constraint: constraint})
 	}
 	switch s.Type {
 	case "structure":
@@ -237,7 +258,7 @@ func (m *Model) validate(name string, v any, path string, errs *[]string) {
 		}
 		for _, req := range s.Required {
 			if val, ok := obj[req]; !ok || val == nil {
-				*errs = append(*errs, fmt.Sprintf("Value null at '%s' failed to satisfy constraint: Member must not be null", displayPath(join(path, req))))
+				*errs = append(*errs, nullMember(join(path, req)))
 			}
 		}
 		for key, val := range obj {
@@ -261,7 +282,7 @@ func (m *Model) validate(name string, v any, path string, errs *[]string) {
 		}
 		for i, item := range list {
 			if item == nil {
-				*errs = append(*errs, fmt.Sprintf("Value null at '%s' failed to satisfy constraint: Member must not be null", displayPath(fmt.Sprintf("%s.%d", path, i+1))))
+				*errs = append(*errs, nullMember(fmt.Sprintf("%s.%d", path, i+1)))
 				continue
 			}
 			m.validate(s.Member.Shape, item, fmt.Sprintf("%s.%d", path, i+1), errs)
@@ -281,7 +302,7 @@ func (m *Model) validate(name string, v any, path string, errs *[]string) {
 		for key, val := range obj {
 			m.validate(s.Key.Shape, key, path+".key", errs)
 			if val == nil {
-				*errs = append(*errs, fmt.Sprintf("Value null at '%s' failed to satisfy constraint: Member must not be null", displayPath(path+".value")))
+				*errs = append(*errs, nullMember(path+".value"))
 				continue
 			}
 			m.validate(s.Value.Shape, val, path+".value", errs)
@@ -380,17 +401,51 @@ func quoteValue(v any, sensitive bool) string {
 	if sensitive {
 		return "'***'"
 	}
-	switch t := v.(type) {
-	case string:
-		if len(t) > 256 {
-			t = t[:256] + "…"
-		}
-		return "'" + t + "'"
-	case json.Number:
-		return "'" + t.String() + "'"
-	case bool:
-		return "'" + strconv.FormatBool(t) + "'"
-	default:
+	s, ok := renderValue(v)
+	if !ok {
 		return "of the wrong type"
 	}
+	if len(s) > 256 {
+		s = s[:256] + "…"
+	}
+	return "'" + s + "'"
+}
+
+// renderValue writes a JSON value the way AWS's (Java) error messages do:
+// lists as [a, b], maps as {k=v} with sorted keys.
+func renderValue(v any) (string, bool) {
+	switch t := v.(type) {
+	case string:
+		return t, true
+	case json.Number:
+		return t.String(), true
+	case bool:
+		return strconv.FormatBool(t), true
+	case []any:
+		parts := make([]string, 0, len(t))
+		for _, e := range t {
+			s, ok := renderValue(e)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, s)
+		}
+		return "[" + strings.Join(parts, ", ") + "]", true
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(t))
+		for _, k := range keys {
+			s, ok := renderValue(t[k])
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, k+"="+s)
+		}
+		return "{" + strings.Join(parts, ", ") + "}", true
+	}
+	return "", false
 }

@@ -72,6 +72,35 @@ func TestBuildInputValidation(t *testing.T) {
 	}
 }
 
+// TestBuildInputFieldList: a validation failure lists each field it names
+// with its constraint, in the order of the message, for the models whose
+// ValidationException has a fieldList (IVS Chat).
+func TestBuildInputFieldList(t *testing.T) {
+	m := mustModel(t, "ivschat")
+	body := `{"maximumMessageLength":501,"name":"bad name!","tags":{"k":null}}`
+	_, err := m.BuildInput(m.Operations["CreateRoom"], []byte(body), nil, nil)
+	if err == nil || err.Code != CodeValidation || !strings.HasPrefix(err.Message, "3 validation errors detected: ") {
+		t.Fatalf("CreateRoom %s: %v", body, err)
+	}
+	if err.Fields["reason"] != ReasonFieldValidationFailed {
+		t.Fatalf("reason %v", err.Fields["reason"])
+	}
+	got, _ := err.Fields["fieldList"].([]FieldError)
+	want := []FieldError{
+		{"maximumMessageLength", "Member must have value less than or equal to 500"},
+		{"name", "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]*"},
+		{"tags.value", "Member must not be null"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("fieldList %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("fieldList[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
 func TestBuildInputBindsURIAndQuery(t *testing.T) {
 	m := mustModel(t, "ivs")
 	arn := "arn:aws:ivs:us-west-2:123456789012:channel/abcDEF123456"
@@ -132,4 +161,25 @@ func FuzzBuildInput(f *testing.F) {
 			t.Fatal("error without a code")
 		}
 	})
+}
+
+func TestQuoteValueRendersListsAndMaps(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		want string
+	}{
+		{"abc", "'abc'"},
+		{json.Number("7"), "'7'"},
+		{[]any{"a", "b", json.Number("3")}, "'[a, b, 3]'"},
+		{map[string]any{"b": "2", "a": "1"}, "'{a=1, b=2}'"},
+		{[]any{map[string]any{"k": true}}, "'[{k=true}]'"},
+		{nil, "of the wrong type"},
+	} {
+		if got := quoteValue(tc.in, false); got != tc.want {
+			t.Errorf("quoteValue(%v) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	if got := quoteValue([]any{"secret"}, true); got != "'***'" {
+		t.Errorf("sensitive list rendered %s", got)
+	}
 }

@@ -1,7 +1,9 @@
 // Package awsapi is the AWS REST-JSON plumbing shared by the IVS, IVS Chat and
 // IVS Real-Time APIs: routing by the service model, SigV4 verification, input
 // validation against the model, error shapes, request IDs, body limits,
-// per-operation throttling and opaque pagination tokens.
+// per-operation throttling and opaque pagination tokens; and what the
+// services do alike with their stored resources (ARNs, look-ups confined to
+// the caller's account, pagination, the tag operations).
 package awsapi
 
 import (
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,6 +39,12 @@ type Service struct {
 	// with the same signing name, whether an ARN belongs to this service.
 	// Nil means every ARN.
 	OwnsARN func(arn string) bool
+	// ThrottledResource, when set, names the resource a throttled call is
+	// about, for services whose ThrottlingException has resourceType and
+	// resourceId members (IVS Chat's moderation calls name their room).
+	// input is the call's validated input document, nil when the input is
+	// invalid; an empty resourceType names nothing.
+	ThrottledResource func(op string, input json.RawMessage) (resourceType, resourceID string)
 }
 
 // Credentials resolves an access key id to its secret and account.
@@ -169,7 +178,8 @@ func (c *Call) PageCursor(filters, token string) (int64, error) {
 	}
 	cur, err := c.server.pages.Decode(c.scope+"\x00"+filters, token)
 	if err != nil {
-		return 0, Validation("The nextToken is invalid or belongs to a different request.")
+		const msg = "The nextToken is invalid or belongs to a different request."
+		return 0, validationError(msg, []FieldError{{Name: "nextToken", Message: msg}})
 	}
 	return cur, nil
 }
@@ -248,7 +258,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec
 
 	svc, op, pathParams, aerr := s.route(r, principal.Service)
 	if aerr != nil {
-		return s.writeError(w, nil, aerr)
+		return s.writeError(w, s.modelFor(principal.Service), aerr)
 	}
 	rec.Service, rec.Operation, rec.API = principal.Service, op.Name, svc.Model.Metadata.EndpointPfx
 	handler := svc.Operations[op.Name]
@@ -256,7 +266,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec
 	if tps, ok := svc.RateLimits[op.Name]; ok && !s.opts.DisableRateLimits {
 		key := principal.Account + "\x00" + principal.Service + "\x00" + op.Name
 		if !s.limiter.Allow(key, tps, burstFor(tps), s.opts.Now()) {
-			return s.writeError(w, svc.Model, Errorf(CodeThrottling, "Rate exceeded for %s.", op.Name))
+			e := throttled(op.Name, tps)
+			if svc.ThrottledResource != nil {
+				input, _ := svc.Model.BuildInput(op, body, pathParams, r.URL.Query())
+				if typ, id := svc.ThrottledResource(op.Name, input); typ != "" {
+					e.Fields["resourceType"], e.Fields["resourceId"] = typ, id
+				}
+			}
+			return s.writeError(w, svc.Model, e)
 		}
 	}
 
@@ -302,9 +319,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rec
 	return status, nil
 }
 
+// throttled is the ThrottlingException of an operation over its rate: the
+// limit member (IVS Chat's; IVS's model has none, so it is dropped there)
+// is the rate in requests per second.
+func throttled(op string, perSecond float64) *Error {
+	return &Error{
+		Code: CodeThrottling, Message: fmt.Sprintf("Rate exceeded for %s.", op),
+		Fields: map[string]any{"limit": int(math.Round(perSecond))},
+	}
+}
+
 // route finds the service and operation for the request. Services are
 // matched by the signing name of the credential scope, then by the model's
-// HTTP bindings (method and URI template).
+// HTTP bindings (URI template, resource ownership, method).
 func (s *Server) route(r *http.Request, signingName string) (*Service, *Operation, map[string]string, *Error) {
 	var methodMismatch bool
 	for _, svc := range s.services {
@@ -317,11 +344,14 @@ func (s *Server) route(r *http.Request, signingName string) (*Service, *Operatio
 			if !ok {
 				continue
 			}
-			if !strings.EqualFold(op.HTTP.Method, r.Method) {
-				methodMismatch = true
+			// Ownership before the method: a /tags/{resourceArn} path that
+			// names another service's resource is none of this service's
+			// routes, whatever its method.
+			if arn, bound := params["resourceArn"]; bound && svc.OwnsARN != nil && !svc.OwnsARN(arn) {
 				continue
 			}
-			if arn, bound := params["resourceArn"]; bound && svc.OwnsARN != nil && !svc.OwnsARN(arn) {
+			if !strings.EqualFold(op.HTTP.Method, r.Method) {
+				methodMismatch = true
 				continue
 			}
 			return svc, op, params, nil
@@ -336,17 +366,33 @@ func (s *Server) route(r *http.Request, signingName string) (*Service, *Operatio
 	return nil, nil, nil, Errorf("UnknownOperationException", "Unknown operation %s.", r.URL.Path)
 }
 
+// modelFor returns the model of the first service mounted under a signing
+// name (nil when there is none), for errors raised before an operation is
+// known.
+func (s *Server) modelFor(signingName string) *Model {
+	for _, svc := range s.services {
+		if svc.SigningName == signingName {
+			return svc.Model
+		}
+	}
+	return nil
+}
+
 // writeError writes e in the AWS REST-JSON error shape: the code in
 // x-amzn-ErrorType, a JSON body with "message" and the exception's own
-// members, and the status from the model. It returns the status and e.
+// members, and the status from the model. Where the model defines the
+// exception, only the Fields it declares as members are sent. It returns
+// the status and e.
 func (s *Server) writeError(w http.ResponseWriter, m *Model, e *Error) (int, *Error) {
 	status := e.Status
 	body := map[string]any{"message": e.Message}
+	var members map[string]*ShapeRef // nil: send every field
 	if m != nil {
 		if shape, ok := m.Shapes[e.Code]; ok && shape.Exception {
 			if status == 0 {
 				status = shape.Error.HTTPStatusCode
 			}
+			members = shape.Members
 			// IVS names its message member exceptionMessage.
 			if _, ok := shape.Members["exceptionMessage"]; ok {
 				body["exceptionMessage"] = e.Message
@@ -360,7 +406,9 @@ func (s *Server) writeError(w http.ResponseWriter, m *Model, e *Error) (int, *Er
 		status = http.StatusBadRequest
 	}
 	for k, v := range e.Fields {
-		body[k] = v
+		if _, declared := members[k]; declared || members == nil {
+			body[k] = v
+		}
 	}
 	buf, _ := json.Marshal(body)
 	w.Header().Set("Content-Type", "application/json")

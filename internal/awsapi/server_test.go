@@ -140,6 +140,40 @@ func TestServerErrorShapes(t *testing.T) {
 	}
 }
 
+// TestServerTagRoutesAskOwnershipFirst: a /tags/{resourceArn} path whose
+// ARN no mounted service owns is not found whatever the method, in the
+// shape of the services signing that name; a method no tag route has is
+// not allowed.
+func TestServerTagRoutesAskOwnershipFirst(t *testing.T) {
+	ok := func(ctx context.Context, c *Call) (any, error) { return struct{}{}, nil }
+	s := NewServer(Options{Region: "us-west-2", Credentials: oneKey{}})
+	err := s.Mount(&Service{
+		SigningName: "ivs", Model: mustModel(t, "ivs"),
+		Operations: map[string]Handler{"TagResource": ok, "UntagResource": ok, "ListTagsForResource": ok},
+		OwnsARN:    func(arn string) bool { return strings.Contains(arn, ":channel/") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	channel := srv.URL + "/tags/arn:aws:ivs:us-west-2:111122223333:channel%2FabcDEF123456"
+	stage := srv.URL + "/tags/arn:aws:ivs:us-west-2:111122223333:stage%2FabcDEF123456"
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		if resp := signedDo(t, method, channel+"?tagKeys=a", []byte(`{"tags":{"a":"b"}}`)); resp.StatusCode != 200 {
+			t.Fatalf("%s channel: %d", method, resp.StatusCode)
+		}
+		resp := signedDo(t, method, stage+"?tagKeys=a", []byte(`{"tags":{"a":"b"}}`))
+		body := errorBody(t, resp)
+		if resp.StatusCode != 404 || resp.Header.Get("x-amzn-ErrorType") != CodeNotFound || body["exceptionMessage"] == nil {
+			t.Fatalf("%s stage: %d %s %v", method, resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), body)
+		}
+	}
+	if resp := signedDo(t, http.MethodPut, channel, []byte(`{}`)); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("PUT channel: %d", resp.StatusCode)
+	}
+}
+
 func TestServerThrottlesPerOperation(t *testing.T) {
 	calls := 0
 	ok := func(ctx context.Context, c *Call) (any, error) { calls++; return struct{}{}, nil }
@@ -151,6 +185,10 @@ func TestServerThrottlesPerOperation(t *testing.T) {
 		if resp.StatusCode == http.StatusTooManyRequests {
 			if resp.Header.Get("x-amzn-ErrorType") != "ThrottlingException" {
 				t.Fatalf("429 without ThrottlingException: %v", resp.Header)
+			}
+			// IVS's ThrottlingException has no limit member (IVS Chat's has).
+			if body := errorBody(t, resp); body["exceptionMessage"] == nil || body["limit"] != nil {
+				t.Fatalf("IVS throttling body %v", body)
 			}
 			throttled++
 		}

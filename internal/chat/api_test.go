@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -68,6 +69,7 @@ func (c *clock) Advance(d time.Duration) {
 
 type options struct {
 	quotas            chat.Quotas
+	rateLimits        map[string]float64 // nil: chat.DefaultRateLimits
 	disableRateLimits bool
 	dsn               string // store DSN; "" is SQLite in a temporary directory
 }
@@ -93,7 +95,8 @@ func newFixture(tb testing.TB, o options) *fixture {
 	}
 	tb.Cleanup(func() { st.Close() })
 	clk := &clock{t: time.Date(2026, 3, 16, 3, 44, 9, 0, time.UTC)}
-	svc, err := chat.New(chat.Config{Store: st, Region: testRegion, AccountID: testAccount, Quotas: o.quotas, Now: clk.Now})
+	svc, err := chat.New(chat.Config{Store: st, Region: testRegion, AccountID: testAccount, Quotas: o.quotas,
+		RateLimits: o.rateLimits, Now: clk.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -140,12 +143,16 @@ func wantCode(t *testing.T, what string, err error, code string) {
 }
 
 // wantValidation fails unless err is a ValidationException whose message
-// mentions each of parts.
+// mentions each of parts; every one IVS Chat sends here has the reason
+// FIELD_VALIDATION_FAILED and names at least one field.
 func wantValidation(t *testing.T, what string, err error, parts ...string) {
 	t.Helper()
 	var ve *types.ValidationException
 	if !errors.As(err, &ve) {
 		t.Fatalf("%s: got %v, want ValidationException", what, err)
+	}
+	if ve.Reason != types.ValidationExceptionReasonFieldValidationFailed || len(ve.FieldList) == 0 {
+		t.Fatalf("%s: reason %q fieldList %+v", what, ve.Reason, ve.FieldList)
 	}
 	for _, p := range parts {
 		if !strings.Contains(ve.ErrorMessage(), p) {
@@ -170,14 +177,22 @@ func wantNotFound(t *testing.T, what string, err error, id string, resourceType 
 // returns the status and the error code.
 func (f *fixture) rawCall(t *testing.T, path, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, f.url+path, strings.NewReader(body))
+	status, code, _ := f.rawRequest(t, "ivschat", http.MethodPost, path, body)
+	return status, code
+}
+
+// rawRequest sends a request signed for signingName and returns the
+// status, the error code and the body as JSON (nil when it is none).
+func (f *fixture) rawRequest(t *testing.T, signingName, method, path, body string) (int, string, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	sum := sha256.Sum256([]byte(body))
 	creds := aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "ivschat", testRegion, time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), signingName, testRegion, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -185,8 +200,10 @@ func (f *fixture) rawCall(t *testing.T, path, body string) (int, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, resp.Header.Get("x-amzn-ErrorType")
+	raw, _ := io.ReadAll(resp.Body)
+	var doc map[string]any
+	_ = json.Unmarshal(raw, &doc)
+	return resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), doc
 }
 
 func idOf(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
@@ -475,6 +492,110 @@ func TestThrottling(t *testing.T) {
 	if _, err := f.client.ListLoggingConfigurations(ctx, &sdk.ListLoggingConfigurationsInput{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestThrottlingShape: the moderation calls, whose model declares
+// ThrottlingException, get it with the rate as limit and their room.
+func TestThrottlingShape(t *testing.T) {
+	limits := chat.DefaultRateLimits()
+	limits["SendEvent"], limits["DisconnectUser"] = 2, 2.6
+	f := newFixture(t, options{rateLimits: limits})
+	f.svc.SetBroadcaster(&fakeBroadcaster{})
+	ctx := context.Background()
+	room := f.createRoom(t, nil)
+	for _, c := range []struct {
+		call  func() error
+		limit int32
+	}{
+		{func() error {
+			_, err := f.client.SendEvent(ctx, &sdk.SendEventInput{RoomIdentifier: room.Arn, EventName: aws.String("e")})
+			return err
+		}, 2},
+		{func() error {
+			_, err := f.client.DisconnectUser(ctx, &sdk.DisconnectUserInput{RoomIdentifier: room.Arn, UserId: aws.String("u")})
+			return err
+		}, 3},
+	} {
+		var err error
+		for i := 0; i < 10 && err == nil; i++ {
+			err = c.call()
+		}
+		var te *types.ThrottlingException
+		if !errors.As(err, &te) || te.Limit != c.limit || te.ResourceType != types.ResourceTypeRoom || aws.ToString(te.ResourceId) != *room.Id {
+			t.Fatalf("got %v (%+v), want ThrottlingException with limit %d on room %s", err, te, c.limit, *room.Id)
+		}
+	}
+}
+
+// TestErrorShapes: IVS Chat's exceptions carry the members of its model,
+// read here by the SDK into its typed errors.
+func TestErrorShapes(t *testing.T) {
+	f := newFixture(t, options{disableRateLimits: true, quotas: chat.Quotas{Rooms: 1, LoggingConfigurations: 1}})
+	ctx := context.Background()
+	fieldList := func(what string, err error) []types.ValidationExceptionField {
+		t.Helper()
+		var ve *types.ValidationException
+		if !errors.As(err, &ve) || ve.Reason != types.ValidationExceptionReasonFieldValidationFailed {
+			t.Fatalf("%s: got %v, want ValidationException with reason FIELD_VALIDATION_FAILED", what, err)
+		}
+		return ve.FieldList
+	}
+	wantFields := func(what string, err error, names ...string) {
+		t.Helper()
+		list := fieldList(what, err)
+		var got []string
+		for _, fe := range list {
+			if aws.ToString(fe.Message) == "" {
+				t.Errorf("%s: field %s without a message", what, aws.ToString(fe.Name))
+			}
+			got = append(got, aws.ToString(fe.Name))
+		}
+		if strings.Join(got, ",") != strings.Join(names, ",") {
+			t.Fatalf("%s: fieldList names %v, want %v", what, got, names)
+		}
+	}
+
+	// Model rules: one entry per broken constraint.
+	_, err := f.client.CreateRoom(ctx, &sdk.CreateRoomInput{MaximumMessageLength: aws.Int32(501), Name: aws.String("bad name!")})
+	wantFields("model rules", err, "maximumMessageLength", "name")
+	if fe := fieldList("model rules", err)[0]; aws.ToString(fe.Message) != "Member must have value less than or equal to 500" {
+		t.Fatalf("fieldList message %q", aws.ToString(fe.Message))
+	}
+	// The service's own rules.
+	_, err = f.client.CreateRoom(ctx, &sdk.CreateRoomInput{Tags: map[string]string{"aws:k": "v"}})
+	wantFields("aws: tag", err, "tags")
+	room := f.createRoom(t, nil)
+	_, err = f.client.CreateChatToken(ctx, &sdk.CreateChatTokenInput{RoomIdentifier: room.Arn, UserId: aws.String("u"),
+		Attributes: map[string]string{"a": strings.Repeat("x", 1100)}})
+	wantFields("attributes too long", err, "attributes")
+	_, err = f.client.ListRooms(ctx, &sdk.ListRoomsInput{NextToken: aws.String("AQAAAAAAAAABAAAAAAAAAAAAAAAAAAAAAA")})
+	wantFields("forged nextToken", err, "nextToken")
+
+	// Quotas name the resource type and the limit.
+	_, err = f.client.CreateRoom(ctx, &sdk.CreateRoomInput{})
+	var qe *types.ServiceQuotaExceededException
+	if !errors.As(err, &qe) || qe.Limit != 1 || qe.ResourceType != types.ResourceTypeRoom || aws.ToString(qe.ResourceId) != testAccount {
+		t.Fatalf("room quota: %v (%+v)", err, qe)
+	}
+	lc := f.createLogging(t, "lc")
+	_, err = f.client.CreateLoggingConfiguration(ctx, &sdk.CreateLoggingConfigurationInput{
+		DestinationConfiguration: &types.DestinationConfigurationMemberS3{Value: types.S3DestinationConfiguration{BucketName: aws.String("bucket")}}})
+	if !errors.As(err, &qe) || qe.Limit != 1 || qe.ResourceType != "LOGGING_CONFIGURATION" {
+		t.Fatalf("logging configuration quota: %v (%+v)", err, qe)
+	}
+
+	// A conflict names the resource in the way: the room that uses the
+	// logging configuration.
+	if _, err := f.client.UpdateRoom(ctx, &sdk.UpdateRoomInput{Identifier: room.Arn, LoggingConfigurationIdentifiers: []string{lc}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client.DeleteLoggingConfiguration(ctx, &sdk.DeleteLoggingConfigurationInput{Identifier: aws.String(lc)})
+	var ce *types.ConflictException
+	if !errors.As(err, &ce) || aws.ToString(ce.ResourceId) != *room.Id || ce.ResourceType != types.ResourceTypeRoom {
+		t.Fatalf("DeleteLoggingConfiguration in use: %v (%+v)", err, ce)
+	}
+	_, err = f.client.GetLoggingConfiguration(ctx, &sdk.GetLoggingConfigurationInput{Identifier: aws.String(lc + "x")})
+	wantNotFound(t, "GetLoggingConfiguration", err, idOf(lc)+"x", "LOGGING_CONFIGURATION")
 }
 
 func TestRateLimitsAndQuotaNames(t *testing.T) {

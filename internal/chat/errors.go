@@ -1,11 +1,9 @@
 package chat
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/openivs/openivs/internal/awsapi"
-	"github.com/openivs/openivs/internal/store"
 )
 
 // IVS Chat's exceptions carry members besides the message: resourceId and
@@ -41,15 +39,7 @@ func notFound(kind, arn string) *awsapi.Error {
 
 // validation is a ValidationException about one input field.
 func validation(field, format string, args ...any) *awsapi.Error {
-	msg := fmt.Sprintf(format, args...)
-	return &awsapi.Error{
-		Code:    awsapi.CodeValidation,
-		Message: field + ": " + msg,
-		Fields: map[string]any{
-			"reason":    "FIELD_VALIDATION_FAILED",
-			"fieldList": []map[string]string{{"name": field, "message": msg}},
-		},
-	}
+	return awsapi.FieldValidation(field, format, args...)
 }
 
 func quotaExceeded(kind, account string, limit int) *awsapi.Error {
@@ -61,16 +51,4 @@ func quotaExceeded(kind, account string, limit int) *awsapi.Error {
 }
 
 // storeError maps store errors that a handler did not handle itself.
-func storeError(err error) error {
-	var missing *store.MissingError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &missing):
-		a, _ := parseARN(missing.ARN)
-		return notFound(a.Kind, missing.ARN)
-	case errors.Is(err, store.ErrNotFound):
-		return awsapi.NotFound("The resource was not found.")
-	}
-	return err
-}
+func storeError(err error) error { return awsapi.StoreError(err, "ivschat", notFound) }

@@ -2,11 +2,10 @@ package chat
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +111,7 @@ type Service struct {
 	log   *slog.Logger
 	model *awsapi.Model
 	now   func() time.Time
+	res   awsapi.Resources
 
 	broadcaster atomic.Pointer[Broadcaster]
 	// roomChanged is told after UpdateRoom and DeleteRoom on this node.
@@ -145,7 +145,12 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, model: model, now: cfg.Now}, nil
+	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, model: model, now: cfg.Now,
+		res: awsapi.Resources{
+			Store: cfg.Store, Service: "ivschat", Region: cfg.Region, NotFound: notFound,
+			// Chat tokens are no API resource.
+			Taggable: []string{KindRoom, KindLoggingConfiguration},
+		}}, nil
 }
 
 // SetBroadcaster connects messaging (called by internal/app). Until it is
@@ -183,151 +188,74 @@ func (s *Service) API() *awsapi.Service {
 		"DeleteMessage":   s.deleteMessage,
 		"DisconnectUser":  s.disconnectUser,
 
-		"TagResource":         s.tagResource,
-		"UntagResource":       s.untagResource,
-		"ListTagsForResource": s.listTagsForResource,
+		"TagResource":         s.res.TagResource,
+		"UntagResource":       s.res.UntagResource,
+		"ListTagsForResource": s.res.ListTagsForResource,
 	}
 	return &awsapi.Service{
 		SigningName: "ivschat",
 		Model:       s.model,
 		Operations:  ops,
 		RateLimits:  s.cfg.RateLimits,
-		OwnsARN:     ownsARN,
+		// No other API signs as ivschat, so the /tags/{resourceArn} routes
+		// are IVS Chat's whatever the ARN: the model's ResourceArn pattern
+		// rejects another service's ARN with a ValidationException, as
+		// IVS Chat does.
+		OwnsARN:           nil,
+		ThrottledResource: throttledRoom,
 	}
 }
 
-// ownsARN claims IVS Chat ARNs on the /tags/{resourceArn} routes, and
-// anything that is no ARN at all so that validation explains it.
-func ownsARN(arn string) bool {
-	parts := strings.SplitN(arn, ":", 4)
-	if len(parts) < 3 || parts[0] != "arn" {
-		return true
+// throttledRoom names the room of a throttled call: IVS Chat's
+// ThrottlingException, declared by the room-scoped SendEvent,
+// DeleteMessage and DisconnectUser, has resourceType ROOM (its only value)
+// and the room's id.
+func throttledRoom(_ string, input json.RawMessage) (string, string) {
+	var in struct {
+		RoomIdentifier string `json:"roomIdentifier"`
 	}
-	return parts[2] == "ivschat"
+	if json.Unmarshal(input, &in) != nil || in.RoomIdentifier == "" {
+		return "", ""
+	}
+	return resourceTypes[KindRoom], idOf(in.RoomIdentifier)
 }
 
 // ARN is a parsed IVS Chat ARN.
-type ARN struct {
-	Region, Account, Kind, ID string
-}
+type ARN = awsapi.ARN
 
-func parseARN(s string) (ARN, bool) {
-	parts := strings.SplitN(s, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[1] != "aws" || parts[2] != "ivschat" {
-		return ARN{}, false
-	}
-	kind, id, ok := strings.Cut(parts[5], "/")
-	if !ok || kind == "" || id == "" || parts[3] == "" || parts[4] == "" {
-		return ARN{}, false
-	}
-	return ARN{Region: parts[3], Account: parts[4], Kind: kind, ID: id}, true
-}
+func parseARN(s string) (ARN, bool) { return awsapi.ParseARN("ivschat", s) }
 
 // arn builds the ARN of a resource of an account in this region.
-func (s *Service) arn(account, kind, id string) string {
-	return "arn:aws:ivschat:" + s.cfg.Region + ":" + account + ":" + kind + "/" + id
-}
+func (s *Service) arn(account, kind, id string) string { return s.res.ARN(account, kind, id) }
 
 // lookup reads a resource of the caller's account, answering
 // ResourceNotFoundException for anything else (another account or region,
 // another kind, or missing).
 func (s *Service) lookup(ctx context.Context, account, kind, arn string) (*store.Resource, error) {
-	a, ok := parseARN(arn)
-	if !ok || a.Kind != kind || a.Region != s.cfg.Region || a.Account != account {
-		return nil, notFound(kind, arn)
-	}
-	r, err := s.store.Get(ctx, arn)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFound(kind, arn)
-		}
-		return nil, err
-	}
-	if r.Kind != kind || r.Account != account {
-		return nil, notFound(kind, arn)
-	}
-	return r, nil
+	return s.res.Lookup(ctx, account, kind, arn)
 }
-
-const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 // randomID returns n random alphanumeric characters (IVS Chat ids are 12).
-func randomID(n int) string {
-	out := make([]byte, 0, n)
-	var buf [32]byte
-	for len(out) < n {
-		_, _ = rand.Read(buf[:]) // never fails (crypto/rand contract)
-		for _, b := range buf {
-			// 248 = 4*62: rejecting larger bytes keeps every character equally likely.
-			if b < 248 && len(out) < n {
-				out = append(out, idAlphabet[b%62])
-			}
-		}
-	}
-	return string(out)
-}
+func randomID(n int) string { return awsapi.RandomID(n) }
 
 // isoTime renders a timestamp as IVS Chat does: ISO 8601, UTC.
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-func tagsOrEmpty(t map[string]string) map[string]string {
-	if t == nil {
-		return map[string]string{}
-	}
-	return t
-}
+func tagsOrEmpty(t map[string]string) map[string]string { return awsapi.TagsOrEmpty(t) }
+
+func validateTags(tags map[string]string) error { return awsapi.ValidateTags(tags) }
 
 // listOut is a list response; nextToken is left out on the last page.
 func listOut(key string, items any, next *string) map[string]any {
-	out := map[string]any{key: items}
-	if next != nil {
-		out["nextToken"] = *next
-	}
-	return out
+	return awsapi.ListOutput(key, items, next)
 }
 
 // paginate lists one page of q, keeping only the resources keep accepts
 // (nil keeps all), and returns the next token when more remain. filters
 // identifies the listing so that a token cannot be replayed elsewhere.
-// With keep set, the store is read in batches until the page is full, so
-// a selective filter costs reads but never skips a match.
 func (s *Service) paginate(ctx context.Context, call *awsapi.Call, q store.Query, filters string, maxResults *int, nextToken *string, keep func(*store.Resource) bool) ([]*store.Resource, *string, error) {
-	token := ""
-	if nextToken != nil {
-		token = *nextToken
-	}
-	cursor, err := call.PageCursor(filters, token)
-	if err != nil {
-		return nil, nil, err
-	}
-	limit := 50 // ListRooms and ListLoggingConfigurations: "Default: 50"
-	if maxResults != nil {
-		limit = *maxResults
-	}
-	var page []*store.Resource
-	batch := limit + 1
-	if keep != nil && batch < 500 {
-		batch = 500
-	}
-	for {
-		q.AfterSeq, q.Limit = cursor, batch
-		items, err := s.store.List(ctx, q)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, r := range items {
-			if keep == nil || keep(r) {
-				page = append(page, r)
-			}
-			if len(page) > limit {
-				page = page[:limit]
-				next := call.PageToken(filters, page[limit-1].Seq)
-				return page, &next, nil
-			}
-		}
-		if len(items) < batch {
-			return page, nil, nil
-		}
-		cursor = items[len(items)-1].Seq
-	}
+	return awsapi.Paginate(ctx, s.store, call, q, awsapi.Page{
+		Filters: filters, MaxResults: maxResults, NextToken: nextToken, Keep: keep,
+		DefaultMax: 50, // ListRooms and ListLoggingConfigurations: "Default: 50"
+	})
 }

@@ -74,30 +74,47 @@ func (s *Service) createChatToken(ctx context.Context, call *awsapi.Call) (any, 
 	if in.SessionDurationInMinutes != nil {
 		session = time.Duration(*in.SessionDurationInMinutes) * time.Minute
 	}
+	t, err := s.issueToken(ctx, call.Account, in.RoomIdentifier, tokenDoc{
+		UserID: in.UserID, Attributes: in.Attributes, Capabilities: dedupe(in.Capabilities),
+	}, session)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"token":                 t.Token,
+		"tokenExpirationTime":   isoTime(t.TokenExpires),
+		"sessionExpirationTime": isoTime(t.SessionExpires),
+	}, nil
+}
+
+// issuedToken is a chat token just minted, with its two deadlines.
+type issuedToken struct {
+	Token                        string
+	TokenExpires, SessionExpires time.Time
+}
+
+// issueToken mints a chat token for the room roomARN of account (looked
+// up by the caller) granting d's user, attributes and capabilities for a
+// session of the given length. CreateChatToken and the chat demo's token
+// endpoint both mint through it.
+func (s *Service) issueToken(ctx context.Context, account, roomARN string, d tokenDoc, session time.Duration) (*issuedToken, error) {
 	// Millisecond precision: what the response shows is what is enforced.
 	now := s.now().UTC().Truncate(time.Millisecond)
-	d := tokenDoc{
-		UserID: in.UserID, Attributes: in.Attributes, Capabilities: dedupe(in.Capabilities),
-		TokenExpires: now.Add(s.cfg.TokenValidity), SessionExpires: now.Add(session),
-	}
+	d.TokenExpires, d.SessionExpires = now.Add(s.cfg.TokenValidity), now.Add(session)
 	raw := make([]byte, tokenRandomLen)
 	_, _ = rand.Read(raw) // never fails (crypto/rand contract)
 	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	hash := tokenHash(token)
 	doc, _ := json.Marshal(d)
 	err := s.store.Insert(ctx, &store.Resource{
-		ARN: s.arn(call.Account, KindChatToken, hash), Kind: KindChatToken, Account: call.Account,
-		Parent: in.RoomIdentifier, Unique: hash, Doc: doc,
+		ARN: s.arn(account, KindChatToken, hash), Kind: KindChatToken, Account: account,
+		Parent: roomARN, Unique: hash, Doc: doc,
 	}, store.Quota{})
 	if err != nil {
 		// The room was deleted since the look-up: *MissingError.
 		return nil, storeError(err)
 	}
-	return map[string]any{
-		"token":                 token,
-		"tokenExpirationTime":   isoTime(d.TokenExpires),
-		"sessionExpirationTime": isoTime(d.SessionExpires),
-	}, nil
+	return &issuedToken{Token: token, TokenExpires: d.TokenExpires, SessionExpires: d.SessionExpires}, nil
 }
 
 // RedeemToken spends a chat token for one messaging connection. A token

@@ -100,6 +100,15 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 
+	// ChatReviewHandlers map Lambda ARNs of chat rooms' messageReviewHandler
+	// to the HTTP endpoints standing in for them ("ARN=URL",
+	// --chat-review-handler).
+	ChatReviewHandlers []string
+	// ChatLogDir stands in for the CloudWatch Logs and Firehose
+	// destinations of chat logging configurations (--chat-log-dir; empty
+	// is DATA_DIR/chat-logs). S3 destinations go to the object store.
+	ChatLogDir string
+
 	// Quotas override IVS's default resource quotas by name (QuotaNames).
 	Quotas map[string]int
 	// RateLimits override per-operation requests per second by operation name.
@@ -125,7 +134,8 @@ type EventSink struct {
 	Pattern any `yaml:"pattern"`
 }
 
-// QuotaNames are the keys accepted under `quotas:`.
+// QuotaNames are the keys accepted under `quotas:`: IVS's, then IVS
+// Chat's (prefixed chat-).
 var QuotaNames = []string{
 	"channels",
 	"stream-keys-per-channel",
@@ -136,6 +146,27 @@ var QuotaNames = []string{
 	"recording-configurations",
 	"concurrent-streams",
 	"concurrent-views",
+	// IVS Chat's.
+	"chat-rooms",
+	"chat-logging-configurations",
+	"chat-concurrent-connections",
+}
+
+// lambdaARN is the pattern IVS Chat accepts as a messageReviewHandler uri.
+var lambdaARN = regexp.MustCompile(`^arn:aws:lambda:[a-z0-9-]+:[0-9]{12}:function:.+`)
+
+// ParseReviewHandler splits a --chat-review-handler value "ARN=URL" (the
+// ARN has no '=', the URL may) and checks both halves.
+func ParseReviewHandler(spec string) (arn, endpoint string, err error) {
+	arn, endpoint, ok := strings.Cut(strings.TrimSpace(spec), "=")
+	if !ok || !lambdaARN.MatchString(arn) || len(arn) > 170 {
+		return "", "", fmt.Errorf("chat-review-handler %q: want LAMBDA_ARN=URL, with an ARN like arn:aws:lambda:us-west-2:123456789012:function:name", spec)
+	}
+	u, perr := url.Parse(endpoint)
+	if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", "", fmt.Errorf("chat-review-handler %q: %q is not an http:// or https:// URL", spec, endpoint)
+	}
+	return arn, endpoint, nil
 }
 
 // Default returns the built-in defaults.
@@ -173,6 +204,27 @@ func (c *Config) AuditPath() string {
 		return filepath.Join(c.DataDir, "audit")
 	}
 	return c.AuditDir
+}
+
+// ChatLogPath is the directory standing in for CloudWatch Logs and
+// Firehose destinations of chat logging.
+func (c *Config) ChatLogPath() string {
+	if c.ChatLogDir == "" {
+		return filepath.Join(c.DataDir, "chat-logs")
+	}
+	return c.ChatLogDir
+}
+
+// ReviewHandlers maps Lambda ARNs to their stand-in URLs
+// (--chat-review-handler); Validate has checked every entry.
+func (c *Config) ReviewHandlers() map[string]string {
+	out := make(map[string]string, len(c.ChatReviewHandlers))
+	for _, spec := range c.ChatReviewHandlers {
+		if arn, endpoint, err := ParseReviewHandler(spec); err == nil {
+			out[arn] = endpoint
+		}
+	}
+	return out
 }
 
 var (
@@ -294,6 +346,16 @@ func (c *Config) Validate() error {
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		errs = append(errs, fmt.Errorf("%s and %s must be set together", EnvAccessKeyID, EnvSecretAccessKey))
+	}
+	seenARN := map[string]bool{}
+	for _, spec := range c.ChatReviewHandlers {
+		arn, _, err := ParseReviewHandler(spec)
+		if err != nil {
+			errs = append(errs, err)
+		} else if seenARN[arn] {
+			errs = append(errs, fmt.Errorf("chat-review-handler: %s is mapped twice", arn))
+		}
+		seenARN[arn] = true
 	}
 	for _, name := range sortedKeys(c.Quotas) {
 		if !isQuotaName(name) {

@@ -32,6 +32,9 @@ type setting struct {
 	usage string
 	// set applies a value; for kindList it appends one element.
 	set func(c *Config, v string) error
+	// reset empties a kindList setting before a new source (file, env,
+	// flags) gives its elements.
+	reset func(c *Config)
 	// def renders the default for the help text.
 	def func(c *Config) string
 }
@@ -95,7 +98,8 @@ var settings = []setting{
 			}
 			return nil
 		},
-		def: func(c *Config) string { return strings.Join(c.EventWebhooks, ",") },
+		def:   func(c *Config) string { return strings.Join(c.EventWebhooks, ",") },
+		reset: func(c *Config) { c.EventWebhooks = nil },
 	},
 	str("geoip-db", "MaxMind-format country database `FILE` for restriction policies' allowedCountries (none: every country is allowed)",
 		func(c *Config) *string { return &c.GeoIPDB }),
@@ -110,8 +114,27 @@ var settings = []setting{
 			}
 			return nil
 		},
-		def: func(c *Config) string { return strings.Join(c.TrustedProxies, ",") },
+		def:   func(c *Config) string { return strings.Join(c.TrustedProxies, ",") },
+		reset: func(c *Config) { c.TrustedProxies = nil },
 	},
+	{
+		name: "chat-review-handler", kind: kindList,
+		usage: "`ARN=URL`: messages of chat rooms whose messageReviewHandler is the Lambda ARN are POSTed to URL for review (repeatable; env: comma-separated)",
+		set: func(c *Config, v string) error {
+			if v = strings.TrimSpace(v); v == "" {
+				return nil
+			}
+			if _, _, err := ParseReviewHandler(v); err != nil {
+				return err
+			}
+			c.ChatReviewHandlers = append(c.ChatReviewHandlers, v)
+			return nil
+		},
+		def:   func(c *Config) string { return strings.Join(c.ChatReviewHandlers, ",") },
+		reset: func(c *Config) { c.ChatReviewHandlers = nil },
+	},
+	str("chat-log-dir", "`DIR` standing in for CloudWatch Logs and Firehose destinations of chat logging configurations (default: DATA_DIR/chat-logs)",
+		func(c *Config) *string { return &c.ChatLogDir }),
 	duration("event-retry-max-age", "`DURATION` an undeliverable event is retried before it is dead-lettered",
 		func(c *Config) *time.Duration { return &c.EventRetryMaxAge }),
 	duration("event-retry-max-backoff", "longest wait between delivery attempts of an event, `DURATION`",
@@ -302,9 +325,11 @@ func Load(args []string, lookupEnv func(string) (string, bool)) (Config, error) 
 			continue
 		}
 		if s.kind == kindList {
-			cfg.EventWebhooks = nil
+			s.reset(&cfg)
 			for _, one := range strings.Split(v, ",") {
-				_ = s.set(&cfg, one)
+				if err := s.set(&cfg, one); err != nil {
+					return Config{}, fmt.Errorf("%s: %w", EnvName(s.name), err)
+				}
 			}
 			continue
 		}
@@ -317,12 +342,12 @@ func Load(args []string, lookupEnv func(string) (string, bool)) (Config, error) 
 	cfg.EventWebhookSecret, _ = env(EnvEventWebhookSecret)
 
 	// The flags; a repeatable flag replaces what file and env gave.
-	resetLists := true
+	reset := map[string]bool{}
 	for _, f := range seen {
 		s, _ := lookupSetting(f.name)
-		if s.kind == kindList && resetLists {
-			cfg.EventWebhooks = nil
-			resetLists = false
+		if s.kind == kindList && !reset[s.name] {
+			s.reset(&cfg)
+			reset[s.name] = true
 		}
 		_ = s.set(&cfg, f.value) // already parsed once by the flag set
 	}
@@ -404,9 +429,11 @@ func (c *Config) applyYAML(raw []byte) error {
 			} else if err := val.Decode(&list); err != nil {
 				return fmt.Errorf("line %d: %s: want a list of strings", val.Line, name)
 			}
-			c.EventWebhooks = nil
+			s.reset(c)
 			for _, v := range list {
-				_ = s.set(c, v)
+				if err := s.set(c, v); err != nil {
+					return fmt.Errorf("line %d: %s: %w", val.Line, name, err)
+				}
 			}
 			continue
 		}

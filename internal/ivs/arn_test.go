@@ -10,59 +10,6 @@ import (
 	"testing"
 )
 
-func TestParseARN(t *testing.T) {
-	cases := []struct {
-		in   string
-		want ARN
-		ok   bool
-	}{
-		{"arn:aws:ivs:us-west-2:123456789012:channel/abcDEF123456", ARN{"us-west-2", "123456789012", "channel", "abcDEF123456"}, true},
-		{"arn:aws:ivs:eu-west-1:1:stream-key/x", ARN{"eu-west-1", "1", "stream-key", "x"}, true},
-		{"arn:aws:ivschat:us-west-2:1:room/x", ARN{}, false},
-		{"arn:aws:ivs:us-west-2:1:channel", ARN{}, false},
-		{"arn:aws:ivs:us-west-2:1:channel/", ARN{}, false},
-		{"arn:aws:ivs::1:channel/x", ARN{}, false},
-		{"", ARN{}, false},
-		{"arn:aws:ivs:us-west-2:1:a/b:c", ARN{"us-west-2", "1", "a", "b:c"}, true},
-	}
-	for _, c := range cases {
-		got, ok := parseARN(c.in)
-		if ok != c.ok || got != c.want {
-			t.Errorf("parseARN(%q) = %+v, %v; want %+v, %v", c.in, got, ok, c.want, c.ok)
-		}
-	}
-}
-
-func FuzzParseARN(f *testing.F) {
-	for _, s := range []string{"arn:aws:ivs:us-west-2:123456789012:channel/abcDEF123456", "arn:aws:ivs:::/", "arn", "arn:aws:ivs:r:a:k/i/j"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		a, ok := parseARN(s)
-		if !ok {
-			return
-		}
-		// A parsed ARN rebuilds to the input.
-		if got := "arn:aws:ivs:" + a.Region + ":" + a.Account + ":" + a.Kind + "/" + a.ID; got != s {
-			t.Fatalf("parseARN(%q) round trips to %q", s, got)
-		}
-	})
-}
-
-func TestRandomID(t *testing.T) {
-	seen := map[string]bool{}
-	for i := 0; i < 1000; i++ {
-		id := randomID(12)
-		if len(id) != 12 || strings.Trim(id, idAlphabet) != "" {
-			t.Fatalf("bad id %q", id)
-		}
-		if seen[id] {
-			t.Fatalf("duplicate id %q", id)
-		}
-		seen[id] = true
-	}
-}
-
 func pemPublicKey(t *testing.T, curve elliptic.Curve) string {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(curve, rand.Reader)

@@ -6,11 +6,10 @@ package ivs
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"slices"
 	"sync"
 
 	"github.com/openivs/openivs/internal/awsapi"
@@ -139,6 +138,7 @@ type Service struct {
 	store store.Store
 	log   *slog.Logger
 	model *awsapi.Model
+	res   awsapi.Resources
 	// streams reaches live streams; nil until the ingest side is wired.
 	streams StreamControl
 	// viewers counts live viewers; nil until playback is wired.
@@ -177,7 +177,12 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, model: model, bg: bg, bgCancel: cancel}, nil
+	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, model: model, bg: bg, bgCancel: cancel,
+		res: awsapi.Resources{
+			Store: cfg.Store, Service: "ivs", Region: cfg.Region, NotFound: notFound,
+			// The kinds with an ARN of their own in the API.
+			Taggable: []string{KindChannel, KindStreamKey, KindPlaybackKeyPair, KindRecordingConfig, KindRestrictionPolicy},
+		}}, nil
 }
 
 // Close stops the service's background work and waits for it; call it
@@ -259,9 +264,9 @@ func (s *Service) API() *awsapi.Service {
 		"StartViewerSessionRevocation":      s.startViewerSessionRevocation,
 		"BatchStartViewerSessionRevocation": s.batchStartViewerSessionRevocation,
 
-		"TagResource":         s.tagResource,
-		"UntagResource":       s.untagResource,
-		"ListTagsForResource": s.listTagsForResource,
+		"TagResource":         s.res.TagResource,
+		"UntagResource":       s.res.UntagResource,
+		"ListTagsForResource": s.res.ListTagsForResource,
 	}
 	// Calls that change playback rules tell playback at once, so the very
 	// next playback request on this node obeys them.
@@ -295,34 +300,16 @@ func (s *Service) ownsARN(arn string) bool {
 	if !ok {
 		return true // let validation explain what is wrong with it
 	}
-	switch a.Kind {
-	case KindChannel, KindStreamKey, KindPlaybackKeyPair, KindRecordingConfig, KindRestrictionPolicy:
-		return true
-	}
-	return false
+	return slices.Contains(s.res.Taggable, a.Kind)
 }
 
 // arn builds the ARN of a resource of the caller's account.
-func (s *Service) arn(account, kind, id string) string {
-	return "arn:aws:ivs:" + s.cfg.Region + ":" + account + ":" + kind + "/" + id
-}
+func (s *Service) arn(account, kind, id string) string { return s.res.ARN(account, kind, id) }
 
 // ARN is a parsed IVS ARN.
-type ARN struct {
-	Region, Account, Kind, ID string
-}
+type ARN = awsapi.ARN
 
-func parseARN(s string) (ARN, bool) {
-	parts := strings.SplitN(s, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[1] != "aws" || parts[2] != "ivs" {
-		return ARN{}, false
-	}
-	kind, id, ok := strings.Cut(parts[5], "/")
-	if !ok || kind == "" || id == "" || parts[3] == "" || parts[4] == "" {
-		return ARN{}, false
-	}
-	return ARN{Region: parts[3], Account: parts[4], Kind: kind, ID: id}, true
-}
+func parseARN(s string) (ARN, bool) { return awsapi.ParseARN("ivs", s) }
 
 // ParseChannelARN returns the channel id of a channel ARN.
 func ParseChannelARN(s string) (ARN, bool) {
@@ -338,21 +325,7 @@ func (s *Service) lookup(ctx context.Context, call *awsapi.Call, kind, arn strin
 }
 
 func (s *Service) lookupIn(ctx context.Context, account, kind, arn string) (*store.Resource, error) {
-	a, ok := parseARN(arn)
-	if !ok || a.Kind != kind || a.Region != s.cfg.Region || a.Account != account {
-		return nil, notFound(kind, arn)
-	}
-	r, err := s.store.Get(ctx, arn)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFound(kind, arn)
-		}
-		return nil, err
-	}
-	if r.Kind != kind || r.Account != account {
-		return nil, notFound(kind, arn)
-	}
-	return r, nil
+	return s.res.Lookup(ctx, account, kind, arn)
 }
 
 var kindNames = map[string]string{
@@ -370,69 +343,27 @@ func notFound(kind, arn string) *awsapi.Error {
 
 // storeError maps store errors that a handler did not handle itself.
 func storeError(err error) error {
-	var missing *store.MissingError
 	var referenced *store.ReferencedError
 	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &missing):
-		a, _ := parseARN(missing.ARN)
-		return notFound(a.Kind, missing.ARN)
 	case errors.As(err, &referenced):
 		return awsapi.Conflict("%s is in use by %s.", referenced.ARN, referenced.By)
-	case errors.Is(err, store.ErrNotFound):
-		return awsapi.NotFound("The resource was not found.")
 	case errors.Is(err, store.ErrAlreadyExists):
 		return awsapi.Conflict("The resource already exists.")
 	}
-	return err
+	return awsapi.StoreError(err, "ivs", notFound)
 }
-
-const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 // randomID returns n random alphanumeric characters (IVS resource ids are 12).
-func randomID(n int) string {
-	out := make([]byte, 0, n)
-	var buf [32]byte
-	for len(out) < n {
-		_, _ = rand.Read(buf[:]) // never fails (crypto/rand contract)
-		for _, b := range buf {
-			// 248 = 4*62: rejecting larger bytes keeps every character equally likely.
-			if b < 248 && len(out) < n {
-				out = append(out, idAlphabet[b%62])
-			}
-		}
-	}
-	return string(out)
-}
+func randomID(n int) string { return awsapi.RandomID(n) }
 
 // paginate lists one page of q and returns the next token when more remain.
 // filters identifies the listing so a token cannot be replayed elsewhere.
 func paginate(ctx context.Context, st store.Store, call *awsapi.Call, q store.Query, filters string, maxResults *int, defaultMax int, nextToken *string) ([]*store.Resource, *string, error) {
-	token := ""
-	if nextToken != nil {
-		token = *nextToken
-	}
-	cursor, err := call.PageCursor(filters, token)
-	if err != nil {
-		return nil, nil, err
-	}
-	limit := defaultMax
-	if maxResults != nil {
-		limit = *maxResults
-	}
-	q.AfterSeq, q.Limit = cursor, limit+1
-	items, err := st.List(ctx, q)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(items) <= limit {
-		return items, nil, nil
-	}
-	items = items[:limit]
-	next := call.PageToken(filters, items[len(items)-1].Seq)
-	return items, &next, nil
+	return awsapi.Paginate(ctx, st, call, q, awsapi.Page{
+		Filters: filters, MaxResults: maxResults, DefaultMax: defaultMax, NextToken: nextToken})
 }
+
+func validateTags(tags map[string]string) error { return awsapi.ValidateTags(tags) }
 
 func str(p *string) string {
 	if p == nil {
@@ -441,20 +372,11 @@ func str(p *string) string {
 	return *p
 }
 
-func tagsOrEmpty(t map[string]string) map[string]string {
-	if t == nil {
-		return map[string]string{}
-	}
-	return t
-}
+func tagsOrEmpty(t map[string]string) map[string]string { return awsapi.TagsOrEmpty(t) }
 
 // listOut is a list response; nextToken is left out on the last page.
 func listOut(key string, items any, next *string) map[string]any {
-	out := map[string]any{key: items}
-	if next != nil {
-		out["nextToken"] = *next
-	}
-	return out
+	return awsapi.ListOutput(key, items, next)
 }
 
 // getHandler serves Get<Resource>: {"arn": …} → {key: render(resource)}.

@@ -1,6 +1,8 @@
 // Package webui serves the browser side of openivs: the IVS-compatible web
 // player bundle (/player/openivs-player.min.js) and the demo page
-// (/play/<channelId>[?token=<playback token>]). The assets are built under web/ and embedded.
+// (/play/<channelId>[?token=<playback token>][&room=<chat room ARN>]); with
+// room, a chat panel beside the player runs the official IVS Chat SDK
+// (/player/openivs-chat-demo.min.js). The assets are built under web/ and embedded.
 package webui
 
 import (
@@ -22,12 +24,19 @@ import (
 // player switch to it by changing only their script URL.
 const PlayerPath = "/player/openivs-player.min.js"
 
+// ChatDemoPath is where the demo page's chat panel script is served: the
+// official amazon-ivs-chat-messaging SDK and the panel, in one bundle.
+const ChatDemoPath = "/player/openivs-chat-demo.min.js"
+
 const (
 	// The bundle's URL is not versioned, so caches must revalidate soon after a
 	// deploy; the ETag keeps revalidation cheap.
 	playerCacheControl = "public, max-age=300"
 	pageCacheControl   = "no-store"
 	urlPlaceholder     = "{{PLAYBACK_URL}}"
+	roomPlaceholder    = "{{ROOM}}"
+	// chatHead goes before </head> of a page with a chat panel.
+	chatHead = `<link rel="stylesheet" href="/player/chat.css">` + "\n"
 )
 
 // asset is one embedded file, prepared once: hash for the ETag, gzip variant.
@@ -99,6 +108,7 @@ type handler struct {
 	playbackURL func(channelID string) string
 	assets      map[string]*asset // by request path
 	page        string            // play.html with the URL placeholder
+	chatPanel   string            // chat.html with the room placeholder
 }
 
 // Handler serves PlayerPath, the demo page's own assets under /player/, and
@@ -119,6 +129,8 @@ func newHandler(playbackURL func(string) string, files fs.FS) (*handler, error) 
 		PlayerPath:         {"dist/openivs-player.min.js", "text/javascript; charset=utf-8"},
 		"/player/play.js":  {"demo/play.js", "text/javascript; charset=utf-8"},
 		"/player/play.css": {"demo/play.css", "text/css; charset=utf-8"},
+		ChatDemoPath:       {"dist/openivs-chat-demo.min.js", "text/javascript; charset=utf-8"},
+		"/player/chat.css": {"demo/chat.css", "text/css; charset=utf-8"},
 	} {
 		body, err := fs.ReadFile(files, file.name)
 		if err != nil {
@@ -135,7 +147,20 @@ func newHandler(playbackURL func(string) string, files fs.FS) (*handler, error) 
 	if !bytes.Contains(page, []byte(urlPlaceholder)) {
 		return nil, fmt.Errorf("demo/play.html lacks %s", urlPlaceholder)
 	}
+	for _, mark := range []string{"</head>", "</body>"} {
+		if !bytes.Contains(page, []byte(mark)) {
+			return nil, fmt.Errorf("demo/play.html lacks %s", mark)
+		}
+	}
 	h.page = string(page)
+	panel, err := fs.ReadFile(files, "demo/chat.html")
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Contains(panel, []byte(roomPlaceholder)) {
+		return nil, fmt.Errorf("demo/chat.html lacks %s", roomPlaceholder)
+	}
+	h.chatPanel = string(panel)
 	return h, nil
 }
 
@@ -173,12 +198,26 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request, channelID st
 		}
 	}
 	body := strings.Replace(h.page, urlPlaceholder, html.EscapeString(playback), 1)
+	var chatOrigins []string
+	// ?room=<roomArn> adds the chat panel; its script connects to this
+	// node's /chat and asks POST /chat-demo/token, which mints tokens only
+	// for rooms tagged openivs:chat-demo=true.
+	if room := r.URL.Query().Get("room"); room != "" {
+		panel := strings.Replace(h.chatPanel, roomPlaceholder, html.EscapeString(room), 1)
+		body = strings.Replace(body, "</head>", chatHead+"</head>", 1)
+		body = strings.Replace(body, "</body>", panel+"</body>", 1)
+		// 'self' covers ws(s) to the page's host in CSP 3; older browsers
+		// need it said.
+		if host := r.Host; validHost(host) {
+			chatOrigins = []string{"ws://" + host, "wss://" + host}
+		}
+	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Cache-Control", pageCacheControl)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Content-Security-Policy", contentSecurityPolicy(playback, r.URL.Query().Get("url")))
+	hdr.Set("Content-Security-Policy", contentSecurityPolicy(chatOrigins, playback, r.URL.Query().Get("url")))
 	hdr.Set("Content-Length", fmt.Sprint(len(body)))
 	if r.Method == http.MethodHead {
 		return
@@ -190,9 +229,10 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request, channelID st
 // worker-src blob:, media-src blob:, wasm-unsafe-eval) narrowed to this page:
 // hls.js runs its transmuxer in a blob: worker and feeds MSE through blob:
 // URLs, and gives each captions <track> an empty "data:,WEBVTT" source;
-// playlists and segments are fetched from the playback origin(s).
-func contentSecurityPolicy(playbackURLs ...string) string {
-	connect := []string{"'self'"}
+// playlists and segments are fetched from the playback origin(s), and the
+// chat panel connects to the origins in extra.
+func contentSecurityPolicy(extra []string, playbackURLs ...string) string {
+	connect := append([]string{"'self'"}, extra...)
 	for _, u := range playbackURLs {
 		if o := origin(u); o != "" && !contains(connect, o) {
 			connect = append(connect, o)
@@ -217,6 +257,20 @@ func origin(raw string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// validHost reports whether a Host header is a plain host[:port] that can
+// go into a CSP source as it is.
+func validHost(host string) bool {
+	if host == "" || len(host) > 255 {
+		return false
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(list []string, s string) bool {

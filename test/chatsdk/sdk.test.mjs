@@ -4,34 +4,17 @@
 // endpoint that mints chat tokens: POST {userId, capabilities, attributes,
 // sessionSeconds, expired} → {token, sessionExpirationTime, tokenExpirationTime},
 // the shape of CreateChatToken's response).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
 import {
-  ChatRoom,
   SendMessageRequest,
   DeleteMessageRequest,
   DisconnectUserRequest,
 } from 'amazon-ivs-chat-messaging';
+import { harness, once, waitFor, withLogs, ALL } from './harness.mjs';
 
 const { CHAT_URL, TOKEN_URL } = process.env;
 assert.ok(CHAT_URL && TOKEN_URL, 'CHAT_URL and TOKEN_URL must be set (run TestOfficialSDK)');
-
-// The SDK uses the global WebSocket, which Node 20 lacks; Node 22+ has a
-// standard one, the closest to a browser's, so it is kept when present.
-globalThis.WebSocket ??= WebSocket;
-
-const TIMEOUT = 10_000;
-const ALL = ['SEND_MESSAGE', 'DELETE_MESSAGE', 'DISCONNECT_USER'];
-
-// The SDK logs at debug level to the console by default; kept for failures.
-const logs = [];
-const logger = {
-  debug: (...a) => logs.push(['debug', ...a]),
-  info: (...a) => logs.push(['info', ...a]),
-  warn: (...a) => logs.push(['warn', ...a]),
-  error: (...a) => logs.push(['error', ...a]),
-};
 
 async function mint(spec) {
   const res = await fetch(TOKEN_URL, { method: 'POST', body: JSON.stringify(spec) });
@@ -39,74 +22,7 @@ async function mint(spec) {
   return res.json();
 }
 
-const rooms = [];
-after(() => rooms.forEach(({ room }) => room.state !== 'disconnected' && room.disconnect()));
-
-// open builds a ChatRoom recording everything it hears. tokenProvider
-// defaults to minting a fresh token per call, as IVS needs (single use).
-function open(spec, { tokenProvider, maxReconnectAttempts = 0 } = {}) {
-  const calls = { tokens: 0 };
-  const room = new ChatRoom({
-    regionOrUrl: CHAT_URL,
-    maxReconnectAttempts,
-    tokenProvider: async () => {
-      calls.tokens++;
-      return tokenProvider ? tokenProvider() : mint(spec);
-    },
-  });
-  room.logger = logger;
-  const seen = { messages: [], events: [], deletes: [], disconnects: [], states: [] };
-  room.addListener('message', (m) => seen.messages.push(m));
-  room.addListener('event', (e) => seen.events.push(e));
-  room.addListener('messageDelete', (e) => seen.deletes.push(e));
-  room.addListener('userDisconnect', (e) => seen.disconnects.push(e));
-  for (const s of ['connecting', 'connect', 'disconnect']) {
-    room.addListener(s, (reason) => seen.states.push(reason ? `${s}:${reason}` : s));
-  }
-  const r = { room, seen, calls };
-  rooms.push(r);
-  return r;
-}
-
-function once(room, name) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "${name}" within ${TIMEOUT} ms`)), TIMEOUT);
-    const off = room.addListener(name, (payload) => {
-      clearTimeout(timer);
-      off();
-      resolve(payload);
-    });
-  });
-}
-
-async function connect(spec, opts) {
-  const r = open(spec, opts);
-  const connected = once(r.room, 'connect');
-  r.room.connect();
-  await connected;
-  return r;
-}
-
-async function waitFor(what, fn) {
-  const deadline = Date.now() + TIMEOUT;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-// A failing test shows what the SDK logged.
-async function withLogs(t, fn) {
-  logs.length = 0;
-  try {
-    await fn();
-  } catch (err) {
-    t.diagnostic(logs.map((l) => l.map(String).join(' ')).join('\n'));
-    throw err;
-  }
-}
+const { open, connect } = harness(CHAT_URL, mint);
 
 test('send, receive, delete and disconnect with the official SDK', (t) =>
   withLogs(t, async () => {

@@ -14,6 +14,10 @@ type Envelope struct {
 	// DisconnectUser, when set, closes every connection of that user in
 	// Room right after Frame is delivered to it (aws:DISCONNECT_USER).
 	DisconnectUser string
+	// RoomChanged, with no Frame, says the room's settings changed or
+	// the room was deleted: every node reads them again at once, and
+	// closes the room's connections if it is gone.
+	RoomChanged bool `json:",omitempty"`
 }
 
 // Bus fans envelopes out to every node serving a room. Publish returns once

@@ -164,8 +164,14 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	ctl := newFakeControl(cfg.Now)
-	cfg.Control = ctl
+	cfg.Control = newFakeControl(cfg.Now)
+	return serveHarness(t, cfg)
+}
+
+// serveHarness serves a messaging server built from cfg (whose Control is
+// a *fakeControl) at GET /chat of a test HTTP server, shut down at cleanup.
+func serveHarness(t testing.TB, cfg Config) *harness {
+	t.Helper()
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +187,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		}
 		hs.Close()
 	})
-	h := &harness{ctl: ctl, srv: srv, hs: hs, mux: mux, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/chat"}
+	h := &harness{ctl: cfg.Control.(*fakeControl), srv: srv, hs: hs, mux: mux, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/chat"}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}

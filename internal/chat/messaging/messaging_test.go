@@ -467,14 +467,14 @@ func TestReview(t *testing.T) {
 	})
 	t.Run("reviewer", func(t *testing.T) {
 		h := newHarness(t, func(cfg *Config) {
-			cfg.Review = func(_ context.Context, room *chat.Room, msg *Message) (ReviewResult, error) {
+			cfg.Review = func(_ context.Context, room *chat.Room, msg *Message, ip string) (ReviewResult, error) {
 				switch msg.Content {
 				case "bad":
 					return ReviewResult{Allow: false}, nil
 				case "broken":
 					return ReviewResult{}, errors.New("lambda failed")
 				}
-				return ReviewResult{Allow: true, Content: strings.ToUpper(msg.Content), Attributes: map[string]string{"reviewed": room.ReviewHandler.URI}}, nil
+				return ReviewResult{Allow: true, Content: strings.ToUpper(msg.Content), Attributes: map[string]string{"reviewed": room.ReviewHandler.URI, "ip": ip}}, nil
 			}
 		})
 		h.ctl.setRoom(handler("DENY"))
@@ -484,7 +484,7 @@ func TestReview(t *testing.T) {
 		c.say("2", "broken") // fallback DENY
 		c.expectError("2", CodeNotAcceptable)
 		c.say("3", "good")
-		if e := c.next(); e.Content != "GOOD" || e.Attributes["reviewed"] == "" {
+		if e := c.next(); e.Content != "GOOD" || e.Attributes["reviewed"] == "" || e.Attributes["ip"] != "127.0.0.1" {
 			t.Fatalf("got %+v", e)
 		}
 	})

@@ -71,7 +71,7 @@ func (s *Server) sendMessage(ctx context.Context, c *conn, req Request, now time
 		SendTime:   sendTime(now),
 		Sender:     Sender{UserID: c.grant.UserID, Attributes: c.grant.Attributes},
 	}
-	if settings.ReviewHandler != nil && !s.review(ctx, settings, msg) {
+	if settings.ReviewHandler != nil && !s.review(ctx, settings, msg, c.ip) {
 		c.sendError(req.RequestID, CodeNotAcceptable, "Message denied by the room's message review handler")
 		return
 	}

@@ -7,10 +7,10 @@ import (
 )
 
 // ReviewFunc reviews one message of a room that has a
-// messageReviewHandler, as IVS invokes the room's Lambda. ctx carries the
-// review timeout. An error (or running out of time) lets the room's
-// fallbackResult decide.
-type ReviewFunc func(ctx context.Context, room *chat.Room, msg *Message) (ReviewResult, error)
+// messageReviewHandler, as IVS invokes the room's Lambda; senderIP is the
+// sending client's address. ctx carries the review timeout. An error (or
+// running out of time) lets the room's fallbackResult decide.
+type ReviewFunc func(ctx context.Context, room *chat.Room, msg *Message, senderIP string) (ReviewResult, error)
 
 // ReviewResult is a review handler's answer.
 type ReviewResult struct {
@@ -23,14 +23,14 @@ type ReviewResult struct {
 
 // review reports whether msg may be delivered, applying the handler's
 // changes to it.
-func (s *Server) review(ctx context.Context, room *chat.Room, msg *Message) bool {
+func (s *Server) review(ctx context.Context, room *chat.Room, msg *Message, senderIP string) bool {
 	fallback := room.ReviewHandler.FallbackResult != "DENY" // IVS default: ALLOW
 	if s.cfg.Review == nil {
 		return fallback
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReviewTimeout)
 	defer cancel()
-	res, err := s.cfg.Review(ctx, room, msg)
+	res, err := s.cfg.Review(ctx, room, msg, senderIP)
 	if err != nil || ctx.Err() != nil {
 		return fallback
 	}

@@ -14,9 +14,14 @@ import (
 type room struct {
 	arn         string
 	unsubscribe func()
+	// changed runs (without blocking) when the room's settings change.
+	changed func()
 
 	mu    sync.RWMutex
 	conns map[*conn]struct{}
+	// deleted: the control plane said the room is gone; late joiners
+	// are closed.
+	deleted bool
 
 	// settingsMu serializes Control.Room look-ups and guards the fields
 	// below it.
@@ -35,6 +40,13 @@ func newRoom(arn string) *room {
 // connection whose queue is full is disconnected instead of slowing the
 // room down.
 func (r *room) deliver(env Envelope) {
+	if env.RoomChanged {
+		r.forgetSettings()
+		if r.changed != nil {
+			r.changed()
+		}
+		return
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for c := range r.conns {
@@ -69,6 +81,13 @@ func (r *room) lookup(ctx context.Context, ctl Control, ttl time.Duration, now t
 	}
 	r.settings, r.fetched = settings, now
 	return settings, nil
+}
+
+// forgetSettings makes the next lookup ask the control plane.
+func (r *room) forgetSettings() {
+	r.settingsMu.Lock()
+	r.settings = nil
+	r.settingsMu.Unlock()
 }
 
 // allowMessage takes one message from the room's

@@ -10,13 +10,18 @@
 package messaging
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -48,6 +53,10 @@ type Config struct {
 	// fallbackResult decides, as IVS does when the handler fails.
 	Review ReviewFunc
 
+	// ClientIP is the address of a connecting client, which review
+	// handlers get as Sender.Ip; default: the socket peer.
+	ClientIP func(*http.Request) string
+
 	// ConnRequestsPerSecond limits the requests of one connection (IVS:
 	// 10 messaging requests per second per connection); past it requests
 	// are answered with 429, and a connection that keeps going twice as
@@ -63,8 +72,10 @@ type Config struct {
 	ReadLimit int64
 	// WriteTimeout bounds one frame written to a client. Default 10 s.
 	WriteTimeout time.Duration
-	// PingInterval is how often idle connections are pinged so that dead
-	// ones are noticed; negative disables. Default 30 s.
+	// PingInterval is how often connections are pinged so that dead ones
+	// are noticed (and proxies see traffic); negative disables. Default
+	// 30 s. One sweep of the server pings the connections whose turn has
+	// come, spread over the interval.
 	PingInterval time.Duration
 	// RoomTTL is how long a room's settings are reused before they are
 	// read again (how soon UpdateRoom takes effect). Default 2 s.
@@ -73,7 +84,30 @@ type Config struct {
 	ControlTimeout time.Duration
 	// ReviewTimeout bounds Review (IVS: 200 ms). Default 200 ms.
 	ReviewTimeout time.Duration
+
+	// MaxConnections bounds this server's open connections (IVS's
+	// chat-concurrent-connections quota, per node); past it the upgrade
+	// is refused with 429 before the token is spent. 0: unlimited.
+	MaxConnections int
+	// ReleaseHandler makes ServeHTTP return as soon as the WebSocket is
+	// open, the connection living on in a goroutine of its own. net/http
+	// then frees what it holds for the request until its handler returns
+	// (two 4 KiB buffers, the request, the handler's stack), and the
+	// socket gets 1 KiB buffers instead: an idle connection costs about a
+	// third as much (docs/benchmarks.md, Chat). ServeHTTP's duration then
+	// no longer counts
+	// connections: use MaxConnections and Connections instead. Shutdown
+	// waits for the connections either way.
+	ReleaseHandler bool
 }
+
+// Buffer sizes of a released connection's socket. Requests are small
+// (the SDK's are a few hundred bytes) and a MESSAGE fits in one write;
+// larger frames just take more system calls.
+const (
+	releasedReadBuffer  = 1 << 10
+	releasedWriteBuffer = 1 << 10
+)
 
 func (c *Config) defaults() {
 	if c.Bus == nil {
@@ -84,6 +118,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ClientIP == nil {
+		c.ClientIP = peerIP
 	}
 	setDefault(&c.ConnRequestsPerSecond, 10)
 	setDefault(&c.SendQueue, 32)
@@ -107,10 +144,12 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	rooms  map[string]*room
-	closed bool
-	active sync.WaitGroup
+	mu       sync.Mutex
+	rooms    map[string]*room
+	closed   bool
+	pingStop chan struct{} // closed by Shutdown; nil until the sweep starts
+	active   sync.WaitGroup
+	conns    atomic.Int64 // open connections and upgrades under way
 }
 
 var _ chat.Broadcaster = (*Server)(nil)
@@ -156,6 +195,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.active.Done()
+	if n := s.conns.Add(1); s.cfg.MaxConnections > 0 && n > int64(s.cfg.MaxConnections) {
+		s.conns.Add(-1)
+		http.Error(w, "chat: concurrent chat connections quota exceeded", http.StatusTooManyRequests)
+		return
+	}
+	connected := false
+	defer func() {
+		if !connected {
+			s.conns.Add(-1)
+		}
+	}()
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ControlTimeout)
 	grant, err := s.cfg.Control.RedeemToken(ctx, token)
@@ -178,7 +228,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	uw := &upgradeWriter{ResponseWriter: w, small: s.cfg.ReleaseHandler}
+	ws, err := websocket.Accept(uw, r, &websocket.AcceptOptions{
 		// The SDK's WebSocket fails unless its subprotocol is echoed.
 		Subprotocols: []string{token},
 		// Chat runs on the application's pages, any origin; the token is
@@ -190,22 +241,81 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 
-	c := newConn(s, ws, grant, now)
+	c := newConn(s, ws, uw.nc, grant, now)
+	c.ip = s.cfg.ClientIP(r)
 	s.join(c)
+	connected = true
 	s.log.Debug("chat: connected", "room", grant.RoomARN, "user", grant.UserID)
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
-	closing := c.readLoop()
-	s.leave(c)
-	if !closing {
-		c.cancel() // the client is gone: the writer has nothing to do
+	run := func() {
+		c.serve()
+		s.conns.Add(-1)
+		s.log.Debug("chat: disconnected", "room", grant.RoomARN, "user", grant.UserID)
 	}
-	<-writerDone
-	c.cancel()
-	s.log.Debug("chat: disconnected", "room", grant.RoomARN, "user", grant.UserID)
+	if !s.cfg.ReleaseHandler {
+		run()
+		return
+	}
+	s.active.Add(1) // while the handler's own count still holds
+	go func() {
+		defer s.active.Done()
+		run()
+	}()
+}
+
+// Connections is the number of open connections (and upgrades under way)
+// of this server.
+func (s *Server) Connections() int {
+	return int(s.conns.Load())
+}
+
+// upgradeWriter hands coder/websocket the hijacked socket, keeping it for
+// write deadlines, and with small set swaps net/http's 4 KiB buffers for
+// small ones (which only pays when the handler returns and net/http lets
+// go of its own).
+type upgradeWriter struct {
+	http.ResponseWriter
+	small bool
+	nc    net.Conn
+}
+
+func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(u.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	u.nc = nc
+	if u.small {
+		brw = smallBuffers(nc, brw)
+	}
+	return nc, brw, nil
+}
+
+// Unwrap lets http.ResponseController reach the wrapped writer.
+func (u *upgradeWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// smallBuffers returns buffers of the released sizes for nc carrying over
+// what brw holds: bytes the client sent right behind its handshake stay
+// buffered (coder/websocket reads them first), and anything unflushed is
+// flushed. When that does not fit, brw is kept as it is.
+func smallBuffers(nc net.Conn, brw *bufio.ReadWriter) *bufio.ReadWriter {
+	if brw.Writer.Buffered() > 0 && brw.Writer.Flush() != nil {
+		return brw
+	}
+	n := brw.Reader.Buffered()
+	if n > releasedReadBuffer {
+		return brw
+	}
+	r := bufio.NewReaderSize(nc, releasedReadBuffer)
+	if n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc), releasedReadBuffer)
+		// One read from the bytes.Reader makes them Buffered, without
+		// touching the socket.
+		if _, err := r.Peek(n); err != nil {
+			return brw
+		}
+	}
+	return bufio.NewReadWriter(r, bufio.NewWriterSize(nc, releasedWriteBuffer))
 }
 
 // Shutdown closes every connection with 1001 (going away) and refuses new
@@ -214,6 +324,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // this.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closed && s.pingStop != nil {
+		close(s.pingStop)
+	}
 	s.closed = true
 	rooms := make([]*room, 0, len(s.rooms))
 	for _, r := range s.rooms {
@@ -236,6 +349,35 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// RoomChanged tells every node that a room's settings changed or that it
+// was deleted (the control plane's room listener): they stop using their
+// cached copy, and a deleted room's connections are closed.
+func (s *Server) RoomChanged(ctx context.Context, roomARN string) error {
+	if roomARN == "" {
+		return errNoRoom
+	}
+	return s.cfg.Bus.Publish(ctx, Envelope{Room: roomARN, RoomChanged: true})
+}
+
+// recheckRoom reads a changed room's settings; when the room is gone, its
+// connections here are closed normally (the SDK reports serverDisconnect).
+func (s *Server) recheckRoom(r *room) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ControlTimeout)
+	defer cancel()
+	_, err := r.lookup(ctx, s.cfg.Control, s.cfg.RoomTTL, s.cfg.Now())
+	switch {
+	case errors.Is(err, chat.ErrRoomNotFound):
+		// Marked first: a connection whose handshake finished before the
+		// deletion may join after this sweep, and join closes it then.
+		r.mu.Lock()
+		r.deleted = true
+		r.mu.Unlock()
+		r.each(func(c *conn) { c.kick(websocket.StatusNormalClosure, "room deleted") })
+	case err != nil:
+		s.log.Warn("chat: look up changed room", "room", r.arn, "err", err)
+	}
+}
+
 // join adds c to its room, subscribing this node to the room on the Bus
 // when c is its first local connection.
 func (s *Server) join(c *conn) {
@@ -245,6 +387,7 @@ func (s *Server) join(c *conn) {
 	r := s.rooms[arn]
 	if r == nil {
 		r = newRoom(arn)
+		r.changed = func() { go s.recheckRoom(r) }
 		unsubscribe, err := s.cfg.Bus.Subscribe(arn, r.deliver)
 		if err != nil {
 			// The connection still works for its own requests' errors;
@@ -253,12 +396,24 @@ func (s *Server) join(c *conn) {
 			unsubscribe = func() {}
 		}
 		r.unsubscribe = unsubscribe
+		// A deletion announced before this node was subscribed (between
+		// the token's redemption and now) was not heard: ask once.
+		r.changed()
 		s.rooms[arn] = r
 	}
 	c.room = r
 	r.mu.Lock()
 	r.conns[c] = struct{}{}
+	deleted := r.deleted
 	r.mu.Unlock()
+	if deleted {
+		// The room was deleted between this client's token and its join.
+		c.kick(websocket.StatusNormalClosure, "room deleted")
+	}
+	if s.cfg.PingInterval > 0 && s.pingStop == nil && !s.closed {
+		s.pingStop = make(chan struct{})
+		go s.pingLoop(s.pingStop)
+	}
 	if s.closed {
 		// Shutdown began after ServeHTTP let c in and has not seen it.
 		c.kick(websocket.StatusGoingAway, "server shutting down")
@@ -286,6 +441,41 @@ func (s *Server) leave(c *conn) {
 	}
 }
 
+// pingLoop pings every connection once per PingInterval until stop is
+// closed: one goroutine for the server instead of a ticker per
+// connection. It wakes eight times an interval and pings the connections
+// whose turn has come.
+func (s *Server) pingLoop(stop <-chan struct{}) {
+	tick := time.NewTicker(max(s.cfg.PingInterval/8, time.Millisecond))
+	defer tick.Stop()
+	var conns []*conn
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		conns = conns[:0]
+		s.mu.Lock()
+		for _, r := range s.rooms {
+			r.each(func(c *conn) { conns = append(conns, c) })
+		}
+		s.mu.Unlock()
+		now := time.Now()
+		for _, c := range conns {
+			c.pingIfDue(now)
+		}
+		clear(conns) // let closed connections go
+	}
+}
+
+// pingDelay is how long a new connection waits for its first ping: one
+// interval and up to half another, so that connections opened together
+// are not all pinged together.
+func (s *Server) pingDelay() time.Duration {
+	return s.cfg.PingInterval + rand.N(s.cfg.PingInterval/2+1)
+}
+
 // chatToken is the first subprotocol the client offers: the SDK offers the
 // token and nothing else.
 func chatToken(h http.Header) string {
@@ -309,4 +499,13 @@ func headerHas(h http.Header, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// peerIP is the host part of the request's socket peer.
+func peerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -1,0 +1,41 @@
+package messaging
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+)
+
+// FuzzNATSEnvelope: what another node (or anything that can publish on the
+// chat subjects) sends is decoded without panics, and whatever decodes
+// round-trips through encodeEnvelope unchanged.
+func FuzzNATSEnvelope(f *testing.F) {
+	f.Add("arn:aws:ivschat:us-west-2:123456789012:room/abc", "alice", "", []byte(`{"Type":"EVENT"}`))
+	f.Add("arn%3Aroom", "%zz", "1", []byte{})
+	f.Add("", "", "yes", []byte("x"))
+	f.Add("r", " bob\r\n", "1", []byte(nil))
+	f.Fuzz(func(t *testing.T, room, user, changed string, data []byte) {
+		m := &nats.Msg{Subject: "s", Header: nats.Header{}, Data: data}
+		m.Header.Set(hdrRoom, room)
+		if user != "" {
+			m.Header.Set(hdrDisconnectUser, user)
+		}
+		if changed != "" {
+			m.Header.Set(hdrRoomChanged, changed)
+		}
+		env, err := decodeEnvelope(m)
+		if err != nil {
+			return
+		}
+		if env.Room == "" || (len(env.Frame) == 0 && !env.RoomChanged) {
+			t.Fatalf("decoded an envelope it should refuse: %+v", env)
+		}
+		again, err := decodeEnvelope(encodeEnvelope("s", env))
+		if err != nil {
+			t.Fatalf("re-decoding %+v: %v", env, err)
+		}
+		if again.Room != env.Room || again.DisconnectUser != env.DisconnectUser || again.RoomChanged != env.RoomChanged || string(again.Frame) != string(env.Frame) {
+			t.Fatalf("round trip changed %+v into %+v", env, again)
+		}
+	})
+}
