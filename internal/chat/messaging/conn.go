@@ -56,10 +56,13 @@ type conn struct {
 	// with closeCode after what precedes it. It lives in inline while it
 	// holds at most two (what a room at ordinary rates needs), so that a
 	// fan-out allocates nothing per connection.
-	queue       [][]byte
-	inline      [2][]byte
-	state       connState
-	writing     bool // a writer goroutine runs; the queue is never non-empty without one
+	queue  [][]byte
+	inline [2][]byte
+	state  connState
+	// held: the upgrade is not answered yet (no socket): frames queue
+	// and nothing is written until attach.
+	held        bool
+	writing     bool // a writer goroutine runs; once attached the queue is never non-empty without one
 	inWrite     bool // the writer is inside a data frame's write
 	pinging     bool
 	nextPing    time.Time
@@ -73,13 +76,14 @@ type conn struct {
 	flood bucket // the requests refused by limit that are tolerated
 }
 
-func newConn(s *Server, ws *websocket.Conn, nc net.Conn, grant *chat.Grant, now time.Time) *conn {
+// newConn is a connection whose upgrade is under way: attach gives it
+// its socket.
+func newConn(s *Server, grant *chat.Grant, now time.Time) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	rate := s.cfg.ConnRequestsPerSecond
 	c := &conn{
 		s:      s,
-		ws:     ws,
-		nc:     nc,
+		held:   true,
 		grant:  grant,
 		ctx:    ctx,
 		cancel: cancel,
@@ -98,6 +102,26 @@ func newConn(s *Server, ws *websocket.Conn, nc net.Conn, grant *chat.Grant, now 
 		c.expiry = time.AfterFunc(exp.Sub(now), c.expire)
 	}
 	return c
+}
+
+// attach gives the connection its upgraded socket (nc, the one under ws,
+// may be nil) and writes what queued meanwhile.
+func (c *conn) attach(ws *websocket.Conn, nc net.Conn) {
+	c.mu.Lock()
+	c.ws, c.nc, c.held = ws, nc, false
+	if len(c.queue) > 0 || c.state == stateKicked || c.state == stateCut {
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
+}
+
+// abandon undoes a connection whose upgrade failed.
+func (c *conn) abandon() {
+	c.s.leave(c)
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.cancel()
 }
 
 // serve reads until the connection ends, then waits for its writer.
@@ -188,7 +212,7 @@ func (c *conn) enqueueLocked(frame []byte, force bool) {
 
 // startWriterLocked starts the writer unless it runs.
 func (c *conn) startWriterLocked() {
-	if c.writing {
+	if c.writing || c.held {
 		return
 	}
 	c.writing = true
@@ -358,7 +382,7 @@ func (c *conn) closeSocket(code websocket.StatusCode, reason string) {
 // WriteTimeout is cut off.
 func (c *conn) pingIfDue(now time.Time) {
 	c.mu.Lock()
-	due := c.state == stateOpen && !c.pinging && !c.nextPing.IsZero() && !now.Before(c.nextPing)
+	due := c.state == stateOpen && !c.held && !c.pinging && !c.nextPing.IsZero() && !now.Before(c.nextPing)
 	if due {
 		c.pinging = true
 		c.nextPing = now.Add(c.s.cfg.PingInterval)

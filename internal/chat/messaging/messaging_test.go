@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,37 @@ func TestSendReceive(t *testing.T) {
 	for _, c := range []*client{alice, bob, carol} {
 		if a, b := c.next(), c.next(); a.Content != "one" || b.Content != "two" || a.Sender.UserID != "carol" {
 			t.Fatalf("got %+v then %+v", a, b)
+		}
+	}
+}
+
+// TestConnectedClientHearsTheNextMessage: once a client's connection is
+// open it gets every message sent after that, however long the server
+// took to set the connection up (here a slow ClientIP, as a lookup
+// behind a proxy could be). The connection used to join its room only
+// after the upgrade was answered, and missed what came in between.
+func TestConnectedClientHearsTheNextMessage(t *testing.T) {
+	var slow atomic.Bool
+	h := newHarness(t, func(c *Config) {
+		c.ClientIP = func(*http.Request) string {
+			if slow.Load() {
+				time.Sleep(200 * time.Millisecond)
+			}
+			return "192.0.2.1"
+		}
+	})
+	alice := h.connect("alice", chat.CapSendMessage)
+	h.waitConns(testRoom, 1)
+	slow.Store(true)
+	for i := range 3 {
+		bob := h.connect(fmt.Sprint("bob", i))
+		text := fmt.Sprint("hello bob", i)
+		alice.say(fmt.Sprint("r", i), text)
+		if e := alice.next(); e.Content != text {
+			t.Fatalf("alice got %+v", e)
+		}
+		if e := bob.next(); e.Type != TypeMessage || e.Content != text {
+			t.Fatalf("bob%d got %+v, want the message sent once he was connected", i, e)
 		}
 	}
 }

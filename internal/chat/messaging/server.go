@@ -228,6 +228,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The connection joins its room before the upgrade is answered: a
+	// client that sees itself connected gets every message sent after
+	// that. What arrives before the socket is open waits in its queue.
+	c := newConn(s, grant, now)
+	c.ip = s.cfg.ClientIP(r)
+	s.join(c)
+
 	uw := &upgradeWriter{ResponseWriter: w, small: s.cfg.ReleaseHandler}
 	ws, err := websocket.Accept(uw, r, &websocket.AcceptOptions{
 		// The SDK's WebSocket fails unless its subprotocol is echoed.
@@ -237,13 +244,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		InsecureSkipVerify: true,
 	})
 	if err != nil {
+		c.abandon()
 		return // Accept wrote the response
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
-
-	c := newConn(s, ws, uw.nc, grant, now)
-	c.ip = s.cfg.ClientIP(r)
-	s.join(c)
+	c.attach(ws, uw.nc)
 	connected = true
 	s.log.Debug("chat: connected", "room", grant.RoomARN, "user", grant.UserID)
 	run := func() {
