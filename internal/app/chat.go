@@ -13,6 +13,7 @@ import (
 	"github.com/openivs/openivs/internal/chat/messaging"
 	"github.com/openivs/openivs/internal/chat/review"
 	"github.com/openivs/openivs/internal/clientip"
+	"github.com/openivs/openivs/internal/metrics"
 )
 
 // chatNode is IVS Chat on this node: the control plane (mounted on the API
@@ -98,6 +99,7 @@ func (a *App) startChat(ctx context.Context) (node *chatNode, err error) {
 		Control:  svc,
 		Bus:      bus,
 		Review:   reviewer.Review,
+		Observer: chatObserver{a.metrics},
 		Logger:   a.log.With("component", "chat-messaging"),
 		ClientIP: func(r *http.Request) string { return proxies.Addr(r).String() },
 		// The handler returns once the socket is open, so that net/http
@@ -110,6 +112,7 @@ func (a *App) startChat(ctx context.Context) (node *chatNode, err error) {
 		return nil, err
 	}
 	node.msgs = msgs
+	a.metrics.ObserveChatConnections(msgs.Connections)
 	node.demoTokens = svc.DemoTokenHandler()
 	svc.SetBroadcaster(msgs)
 	svc.SetRoomListener(func(roomARN string) {
@@ -209,4 +212,14 @@ func isChatQuota(name string) bool {
 		}
 	}
 	return false
+}
+
+// chatObserver exports what messaging counts as IVS Chat's metrics.
+type chatObserver struct{ m *metrics.Registry }
+
+func (o chatObserver) Request(action string)          { o.m.ChatRequest(action) }
+func (o chatObserver) Delivered(action string, n int) { o.m.ChatDelivered(action, n) }
+
+func (o chatObserver) ReviewFailed(uri string, err error) {
+	o.m.ChatReviewError(uri, errors.Is(err, review.ErrInvalidResponse))
 }

@@ -3,8 +3,12 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +17,8 @@ import (
 	chattypes "github.com/aws/aws-sdk-go-v2/service/ivschat/types"
 	"github.com/coder/websocket"
 
+	"github.com/openivs/openivs/internal/chat/review"
+	"github.com/openivs/openivs/internal/metrics"
 	"github.com/openivs/openivs/internal/testutil/awstest"
 )
 
@@ -125,5 +131,108 @@ func TestChatWiring(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal(errors.New("shutdown left the chat socket open"))
+	}
+}
+
+// TestChatMetrics: GET /metrics exports IVS Chat's metrics from real
+// traffic: open connections, requests and deliveries by action, and a
+// review handler that cannot be invoked (no --chat-review-handler maps
+// its ARN) under its uri.
+func TestChatMetrics(t *testing.T) {
+	a := startApp(t, testConfig(t.TempDir()))
+	c := chatClient(a)
+	ctx := context.Background()
+	const handler = "arn:aws:lambda:us-west-2:123456789012:function:unmapped"
+	room, err := c.CreateRoom(ctx, &chatsdk.CreateRoomInput{
+		MessageReviewHandler: &chattypes.MessageReviewHandler{Uri: aws.String(handler), FallbackResult: chattypes.FallbackResultAllow},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, _, err := chatConnect(t, a, c, *room.Arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _, err := chatConnect(t, a, c, *room.Arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readOne := func(ws *websocket.Conn) string {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, b, err := ws.Read(rctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if err := alice.Write(ctx, websocket.MessageText, []byte(`{"Action":"SEND_MESSAGE","RequestId":"r1","Content":"hi"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendEvent(ctx, &chatsdk.SendEventInput{RoomIdentifier: room.Arn, EventName: aws.String("app:poll")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ws := range []*websocket.Conn{alice, bob} {
+		// In either order: the message waits for its review.
+		got := readOne(ws) + readOne(ws)
+		for _, want := range []string{`"Type":"MESSAGE"`, `"EventName":"app:poll"`} {
+			if !strings.Contains(got, want) {
+				t.Fatalf("got %s, want %s", got, want)
+			}
+		}
+	}
+
+	want := []string{
+		`openivs_chat_concurrent_connections 2`,
+		`openivs_chat_requests_total{action="SendMessage"} 1`,
+		`openivs_chat_requests_total{action="SendEvent"} 1`,
+		`openivs_chat_requests_total{action="DeleteMessage"} 0`,
+		`openivs_chat_deliveries_total{action="SendMessage"} 2`,
+		`openivs_chat_deliveries_total{action="SendEvent"} 2`,
+		`openivs_chat_review_invocation_errors_total{uri="` + handler + `"} 1`,
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(a.Ports()["http"]) + "/metrics"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q:\n%s", missing, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestChatObserverSortsReviewErrors: an invalid answer of a review handler
+// is a ResponseValidationError; anything else, an InvocationError.
+func TestChatObserverSortsReviewErrors(t *testing.T) {
+	m := metrics.New(metrics.Options{NoRuntimeMetrics: true})
+	obs := chatObserver{m}
+	obs.ReviewFailed("arn:h", fmt.Errorf("%w: ReviewResult %q is neither ALLOW nor DENY", review.ErrInvalidResponse, "MAYBE"))
+	obs.ReviewFailed("arn:h", context.DeadlineExceeded)
+	obs.ReviewFailed("arn:h", errors.New("review: handler answered HTTP 500"))
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{
+		`openivs_chat_review_response_validation_errors_total{uri="arn:h"} 1`,
+		`openivs_chat_review_invocation_errors_total{uri="arn:h"} 2`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())
+		}
 	}
 }

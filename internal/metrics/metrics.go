@@ -1,9 +1,9 @@
 // Package metrics is the Prometheus registry with the IVS metric names and
 // dimensions: the ten AWS/IVS CloudWatch metrics as Prometheus series (the
-// CloudWatch dimensions are labels), the node's own health metrics (API
-// calls, ffmpeg processes, the event outbox), and the 1-second ingest
-// samples of recent stream sessions (history.go). docs/metrics.md maps every
-// name to its IVS metric.
+// CloudWatch dimensions are labels), IVS Chat's (AWS/IVSChat, chat.go),
+// the node's own health metrics (API calls, ffmpeg processes, the event
+// outbox), and the 1-second ingest samples of recent stream sessions
+// (history.go). docs/metrics.md maps every name to its IVS metric.
 //
 // Label values: channel is always the channel ARN (IVS uses the ARN for
 // ConcurrentViews and the resource id for the others; one form for all of
@@ -80,6 +80,8 @@ type Registry struct {
 
 	history *History
 
+	chat chatMetrics
+
 	mu sync.Mutex
 	// live is the stream whose ingest series a channel exports, by
 	// channel ARN: the channel is live for ConcurrentViews.
@@ -145,6 +147,7 @@ func New(opts Options) *Registry {
 		&gaugeFuncCollector{desc: prometheus.NewDesc(EventOutboxDepth,
 			"Events in the durable outbox not yet delivered to every sink.", nil, nil), src: &r.outboxDepth},
 	)
+	r.registerChat()
 	if !opts.NoRuntimeMetrics {
 		r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

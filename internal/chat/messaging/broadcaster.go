@@ -16,8 +16,9 @@ func (s *Server) SendEvent(ctx context.Context, roomARN, eventName string, attri
 	if roomARN == "" {
 		return "", errNoRoom
 	}
+	s.cfg.Observer.Request(MetricSendEvent)
 	ev := newEvent("", eventName, attributes, s.cfg.Now())
-	return ev.ID, s.cfg.Bus.Publish(ctx, Envelope{Room: roomARN, Frame: mustJSON(ev)})
+	return ev.ID, s.cfg.Bus.Publish(ctx, Envelope{Room: roomARN, Frame: mustJSON(ev), Action: MetricSendEvent})
 }
 
 // DeleteMessage tells everyone in the room to delete a message.
@@ -25,8 +26,9 @@ func (s *Server) DeleteMessage(ctx context.Context, roomARN, messageID, reason s
 	if roomARN == "" {
 		return "", errNoRoom
 	}
+	s.cfg.Observer.Request(MetricDeleteMessage)
 	ev := deleteEvent("", messageID, reason, s.cfg.Now())
-	return ev.ID, s.cfg.Bus.Publish(ctx, Envelope{Room: roomARN, Frame: mustJSON(ev)})
+	return ev.ID, s.cfg.Bus.Publish(ctx, Envelope{Room: roomARN, Frame: mustJSON(ev), Action: MetricDeleteMessage})
 }
 
 // DisconnectUser tells everyone in the room, then closes every connection
@@ -35,6 +37,7 @@ func (s *Server) DisconnectUser(ctx context.Context, roomARN, userID, reason str
 	if roomARN == "" {
 		return errNoRoom
 	}
+	s.cfg.Observer.Request(MetricDisconnectUser)
 	ev := disconnectEvent("", userID, reason, s.cfg.Now())
-	return s.cfg.Bus.Publish(ctx, Envelope{Room: roomARN, Frame: mustJSON(ev), DisconnectUser: userID})
+	return s.cfg.Bus.Publish(ctx, Envelope{Room: roomARN, Frame: mustJSON(ev), DisconnectUser: userID, Action: MetricDisconnectUser})
 }

@@ -14,6 +14,9 @@ type Envelope struct {
 	// DisconnectUser, when set, closes every connection of that user in
 	// Room right after Frame is delivered to it (aws:DISCONNECT_USER).
 	DisconnectUser string
+	// Action is the messaging operation the frame carries out (Metric*
+	// constants), for the Deliveries metric; empty: not counted.
+	Action string `json:",omitempty"`
 	// RoomChanged, with no Frame, says the room's settings changed or
 	// the room was deleted: every node reads them again at once, and
 	// closes the room's connections if it is gone.

@@ -31,6 +31,7 @@ const (
 	hdrRoom           = "Openivs-Room"
 	hdrDisconnectUser = "Openivs-Disconnect-User"
 	hdrRoomChanged    = "Openivs-Room-Changed"
+	hdrAction         = "Openivs-Action"
 )
 
 const (
@@ -332,6 +333,9 @@ func encodeEnvelope(subject string, env Envelope) *nats.Msg {
 	if env.RoomChanged {
 		h[hdrRoomChanged] = []string{"1"}
 	}
+	if env.Action != "" {
+		h[hdrAction] = []string{env.Action}
+	}
 	return &nats.Msg{Subject: subject, Header: h, Data: env.Frame}
 }
 
@@ -354,6 +358,12 @@ func decodeEnvelope(m *nats.Msg) (Envelope, error) {
 		env.RoomChanged = true
 	default:
 		return env, fmt.Errorf("room-changed header %q", v)
+	}
+	switch a := m.Header.Get(hdrAction); a {
+	case "", MetricSendMessage, MetricDeleteMessage, MetricDisconnectUser, MetricSendEvent:
+		env.Action = a
+	default:
+		return env, fmt.Errorf("action header %q", a)
 	}
 	if len(m.Data) == 0 && !env.RoomChanged {
 		// An empty frame would reach every client as an empty text frame.

@@ -10,11 +10,11 @@ import (
 // chat subjects) sends is decoded without panics, and whatever decodes
 // round-trips through encodeEnvelope unchanged.
 func FuzzNATSEnvelope(f *testing.F) {
-	f.Add("arn:aws:ivschat:us-west-2:123456789012:room/abc", "alice", "", []byte(`{"Type":"EVENT"}`))
-	f.Add("arn%3Aroom", "%zz", "1", []byte{})
-	f.Add("", "", "yes", []byte("x"))
-	f.Add("r", " bob\r\n", "1", []byte(nil))
-	f.Fuzz(func(t *testing.T, room, user, changed string, data []byte) {
+	f.Add("arn:aws:ivschat:us-west-2:123456789012:room/abc", "alice", "", "DisconnectUser", []byte(`{"Type":"EVENT"}`))
+	f.Add("arn%3Aroom", "%zz", "1", "", []byte{})
+	f.Add("", "", "yes", "SendMessage", []byte("x"))
+	f.Add("r", " bob\r\n", "1", "Nope", []byte(nil))
+	f.Fuzz(func(t *testing.T, room, user, changed, action string, data []byte) {
 		m := &nats.Msg{Subject: "s", Header: nats.Header{}, Data: data}
 		m.Header.Set(hdrRoom, room)
 		if user != "" {
@@ -22,6 +22,9 @@ func FuzzNATSEnvelope(f *testing.F) {
 		}
 		if changed != "" {
 			m.Header.Set(hdrRoomChanged, changed)
+		}
+		if action != "" {
+			m.Header.Set(hdrAction, action)
 		}
 		env, err := decodeEnvelope(m)
 		if err != nil {
@@ -34,7 +37,7 @@ func FuzzNATSEnvelope(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decoding %+v: %v", env, err)
 		}
-		if again.Room != env.Room || again.DisconnectUser != env.DisconnectUser || again.RoomChanged != env.RoomChanged || string(again.Frame) != string(env.Frame) {
+		if again.Room != env.Room || again.DisconnectUser != env.DisconnectUser || again.RoomChanged != env.RoomChanged || again.Action != env.Action || string(again.Frame) != string(env.Frame) {
 			t.Fatalf("round trip changed %+v into %+v", env, again)
 		}
 	})

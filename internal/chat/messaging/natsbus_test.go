@@ -277,6 +277,7 @@ func TestNATSBusDropsMalformed(t *testing.T) {
 		{Header: hdr(hdrRoom, "%zz"), Data: frame("bad escape")},
 		{Header: hdr(hdrRoom, testRoom, hdrDisconnectUser, "%"), Data: frame("bad user escape")},
 		{Header: hdr(hdrRoom, testRoom, hdrRoomChanged, "yes"), Data: frame("bad flag")},
+		{Header: hdr(hdrRoom, testRoom, hdrAction, "Shout"), Data: frame("unknown action")},
 		{Header: hdr(hdrRoom, testRoom)}, // no frame
 		{Header: hdr(hdrRoom, testRoom, hdrDisconnectUser, "bob")},
 	} {
@@ -285,14 +286,14 @@ func TestNATSBusDropsMalformed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	good := Envelope{Room: testRoom, Frame: frame("good")}
+	good := Envelope{Room: testRoom, Frame: frame("good"), Action: MetricSendMessage}
 	if err := raw.PublishMsg(encodeEnvelope(subject, good)); err != nil {
 		t.Fatal(err)
 	}
 	// Published in order on one connection: had any bad one got through,
 	// it would come first.
 	sameEnvelope(t, s.next(), good)
-	for _, want := range []string{"malformed", "another room", "no room header", "no frame", "room-changed header"} {
+	for _, want := range []string{"malformed", "another room", "no room header", "no frame", "room-changed header", "action header"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %q:\n%s", want, logs.String())
 		}

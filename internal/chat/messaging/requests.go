@@ -13,6 +13,7 @@ import (
 // handle carries out a parsed, valid request of c. Failures are answered
 // to c alone as ERROR entities carrying the request's RequestId.
 func (s *Server) handle(c *conn, req Request, now time.Time) {
+	s.cfg.Observer.Request(metricAction(req.Action))
 	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.ControlTimeout)
 	defer cancel()
 	switch req.Action {
@@ -24,14 +25,14 @@ func (s *Server) handle(c *conn, req Request, now time.Time) {
 			return
 		}
 		ev := deleteEvent(req.RequestID, req.ID, req.Reason, now)
-		s.publishOrFail(ctx, c, req.RequestID, Envelope{Room: c.grant.RoomARN, Frame: mustJSON(ev)})
+		s.publishOrFail(ctx, c, req.RequestID, Envelope{Room: c.grant.RoomARN, Frame: mustJSON(ev), Action: MetricDeleteMessage})
 	case ActionDisconnectUser:
 		if !c.grant.Can(chat.CapDisconnectUser) {
 			c.sendError(req.RequestID, CodeForbidden, forbidden(chat.CapDisconnectUser))
 			return
 		}
 		ev := disconnectEvent(req.RequestID, req.UserID, req.Reason, now)
-		s.publishOrFail(ctx, c, req.RequestID, Envelope{Room: c.grant.RoomARN, Frame: mustJSON(ev), DisconnectUser: req.UserID})
+		s.publishOrFail(ctx, c, req.RequestID, Envelope{Room: c.grant.RoomARN, Frame: mustJSON(ev), DisconnectUser: req.UserID, Action: MetricDisconnectUser})
 	}
 }
 
@@ -75,7 +76,7 @@ func (s *Server) sendMessage(ctx context.Context, c *conn, req Request, now time
 		c.sendError(req.RequestID, CodeNotAcceptable, "Message denied by the room's message review handler")
 		return
 	}
-	s.publishOrFail(ctx, c, req.RequestID, Envelope{Room: c.grant.RoomARN, Frame: mustJSON(msg)})
+	s.publishOrFail(ctx, c, req.RequestID, Envelope{Room: c.grant.RoomARN, Frame: mustJSON(msg), Action: MetricSendMessage})
 }
 
 // publishOrFail publishes env; the client hears of a bus failure.

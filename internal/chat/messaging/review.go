@@ -26,12 +26,17 @@ type ReviewResult struct {
 func (s *Server) review(ctx context.Context, room *chat.Room, msg *Message, senderIP string) bool {
 	fallback := room.ReviewHandler.FallbackResult != "DENY" // IVS default: ALLOW
 	if s.cfg.Review == nil {
+		s.cfg.Observer.ReviewFailed(room.ReviewHandler.URI, errNoReviewer)
 		return fallback
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReviewTimeout)
 	defer cancel()
 	res, err := s.cfg.Review(ctx, room, msg, senderIP)
-	if err != nil || ctx.Err() != nil {
+	if err == nil {
+		err = ctx.Err() // an answer after the deadline is not used
+	}
+	if err != nil {
+		s.cfg.Observer.ReviewFailed(room.ReviewHandler.URI, err)
 		return fallback
 	}
 	if !res.Allow {

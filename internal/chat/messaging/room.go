@@ -13,6 +13,7 @@ import (
 // the room's settings.
 type room struct {
 	arn         string
+	obs         Observer
 	unsubscribe func()
 	// changed runs (without blocking) when the room's settings change.
 	changed func()
@@ -32,8 +33,8 @@ type room struct {
 	rateInit   bool
 }
 
-func newRoom(arn string) *room {
-	return &room{arn: arn, conns: make(map[*conn]struct{})}
+func newRoom(arn string, obs Observer) *room {
+	return &room{arn: arn, obs: obs, conns: make(map[*conn]struct{})}
 }
 
 // deliver hands env to every local connection without blocking: a
@@ -55,6 +56,9 @@ func (r *room) deliver(env Envelope) {
 			continue
 		}
 		c.send(env.Frame)
+	}
+	if n := len(r.conns); n > 0 && env.Action != "" {
+		r.obs.Delivered(env.Action, n)
 	}
 }
 

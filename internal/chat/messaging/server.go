@@ -52,6 +52,9 @@ type Config struct {
 	// nil means no handler can be reached, so each such room's
 	// fallbackResult decides, as IVS does when the handler fails.
 	Review ReviewFunc
+	// Observer is told what IVS Chat's CloudWatch metrics count; nil:
+	// nobody.
+	Observer Observer
 
 	// ClientIP is the address of a connecting client, which review
 	// handlers get as Sender.Ip; default: the socket peer.
@@ -115,6 +118,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -391,7 +397,7 @@ func (s *Server) join(c *conn) {
 	defer s.mu.Unlock()
 	r := s.rooms[arn]
 	if r == nil {
-		r = newRoom(arn)
+		r = newRoom(arn, s.cfg.Observer)
 		r.changed = func() { go s.recheckRoom(r) }
 		unsubscribe, err := s.cfg.Bus.Subscribe(arn, r.deliver)
 		if err != nil {
