@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"time"
 
 	"github.com/openivs/openivs/internal/awsapi"
+	"github.com/openivs/openivs/internal/blob"
 	"github.com/openivs/openivs/internal/chat"
 	"github.com/openivs/openivs/internal/chat/chatlog"
 	"github.com/openivs/openivs/internal/chat/messaging"
@@ -87,7 +89,8 @@ func (a *App) startChat(ctx context.Context) (node *chatNode, err error) {
 		Dir: a.cfg.ChatLogPath(), Buckets: a.recordings,
 		Rooms: svc.Room, Destination: svc.LoggingDestination,
 		Region: a.cfg.Region, AccountID: a.cfg.AccountID,
-		Logger: a.log.With("component", "chat-logging"),
+		Logger:             a.log.With("component", "chat-logging"),
+		OnDestinationError: chatObserver{a.metrics}.LogDestinationFailed,
 	})
 	if err != nil {
 		return nil, err
@@ -222,4 +225,11 @@ func (o chatObserver) Delivered(action string, n int) { o.m.ChatDelivered(action
 
 func (o chatObserver) ReviewFailed(uri string, err error) {
 	o.m.ChatReviewError(uri, errors.Is(err, review.ErrInvalidResponse))
+}
+
+// LogDestinationFailed is chatlog's OnDestinationError.
+func (o chatObserver) LogDestinationFailed(config string, err error) {
+	o.m.ChatLogError(config,
+		errors.Is(err, blob.ErrAccessDenied) || errors.Is(err, fs.ErrPermission),
+		errors.Is(err, blob.ErrNoSuchBucket))
 }

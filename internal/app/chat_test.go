@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	chattypes "github.com/aws/aws-sdk-go-v2/service/ivschat/types"
 	"github.com/coder/websocket"
 
+	"github.com/openivs/openivs/internal/blob"
 	"github.com/openivs/openivs/internal/chat/review"
 	"github.com/openivs/openivs/internal/metrics"
 	"github.com/openivs/openivs/internal/testutil/awstest"
@@ -139,12 +143,28 @@ func TestChatWiring(t *testing.T) {
 // review handler that cannot be invoked (no --chat-review-handler maps
 // its ARN) under its uri.
 func TestChatMetrics(t *testing.T) {
-	a := startApp(t, testConfig(t.TempDir()))
+	cfg := testConfig(t.TempDir())
+	// --chat-log-dir under a regular file: CloudWatch records cannot be
+	// written.
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ChatLogDir = filepath.Join(file, "chat-logs")
+	a := startApp(t, cfg)
 	c := chatClient(a)
 	ctx := context.Background()
+	lc, err := c.CreateLoggingConfiguration(ctx, &chatsdk.CreateLoggingConfigurationInput{
+		DestinationConfiguration: &chattypes.DestinationConfigurationMemberCloudWatchLogs{
+			Value: chattypes.CloudWatchLogsDestinationConfiguration{LogGroupName: aws.String("chat")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const handler = "arn:aws:lambda:us-west-2:123456789012:function:unmapped"
 	room, err := c.CreateRoom(ctx, &chatsdk.CreateRoomInput{
-		MessageReviewHandler: &chattypes.MessageReviewHandler{Uri: aws.String(handler), FallbackResult: chattypes.FallbackResultAllow},
+		MessageReviewHandler:            &chattypes.MessageReviewHandler{Uri: aws.String(handler), FallbackResult: chattypes.FallbackResultAllow},
+		LoggingConfigurationIdentifiers: []string{*lc.Arn},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -191,9 +211,12 @@ func TestChatMetrics(t *testing.T) {
 		`openivs_chat_deliveries_total{action="SendMessage"} 2`,
 		`openivs_chat_deliveries_total{action="SendEvent"} 2`,
 		`openivs_chat_review_invocation_errors_total{uri="` + handler + `"} 1`,
+		// The message and the event, in one write or two (the writer
+		// appends every second).
+		`openivs_chat_log_destination_errors_total{logging_configuration="` + *lc.Arn + `"} `,
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(a.Ports()["http"]) + "/metrics"
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -218,18 +241,26 @@ func TestChatMetrics(t *testing.T) {
 }
 
 // TestChatObserverSortsReviewErrors: an invalid answer of a review handler
-// is a ResponseValidationError; anything else, an InvocationError.
+// is a ResponseValidationError, anything else an InvocationError; a log
+// destination's errors are all LogDestinationErrors, some also of a kind.
 func TestChatObserverSortsReviewErrors(t *testing.T) {
 	m := metrics.New(metrics.Options{NoRuntimeMetrics: true})
 	obs := chatObserver{m}
 	obs.ReviewFailed("arn:h", fmt.Errorf("%w: ReviewResult %q is neither ALLOW nor DENY", review.ErrInvalidResponse, "MAYBE"))
 	obs.ReviewFailed("arn:h", context.DeadlineExceeded)
 	obs.ReviewFailed("arn:h", errors.New("review: handler answered HTTP 500"))
+	obs.LogDestinationFailed("arn:lc", fmt.Errorf("dropped: %w", blob.ErrNoSuchBucket))
+	obs.LogDestinationFailed("arn:lc", fmt.Errorf("dropped: %w", blob.ErrAccessDenied))
+	obs.LogDestinationFailed("arn:lc", &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrPermission})
+	obs.LogDestinationFailed("arn:lc", errors.New("store down"))
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	for _, want := range []string{
 		`openivs_chat_review_response_validation_errors_total{uri="arn:h"} 1`,
 		`openivs_chat_review_invocation_errors_total{uri="arn:h"} 2`,
+		`openivs_chat_log_destination_errors_total{logging_configuration="arn:lc"} 4`,
+		`openivs_chat_log_destination_access_denied_errors_total{logging_configuration="arn:lc"} 2`,
+		`openivs_chat_log_destination_resource_not_found_errors_total{logging_configuration="arn:lc"} 1`,
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())

@@ -6,11 +6,14 @@ import "github.com/prometheus/client_golang/prometheus"
 // series of this node. IVS's MessagingRequests and MessagingDeliveries
 // are the sums of Requests and Deliveries over action.
 const (
-	ChatConcurrentConnections = "openivs_chat_concurrent_connections"                  // ConcurrentChatConnections
-	ChatRequests              = "openivs_chat_requests_total"                          // Requests{Action}, MessagingRequests
-	ChatDeliveries            = "openivs_chat_deliveries_total"                        // Deliveries{Action}, MessagingDeliveries
-	ChatInvocationErrors      = "openivs_chat_review_invocation_errors_total"          // InvocationErrors{Uri}
-	ChatResponseErrors        = "openivs_chat_review_response_validation_errors_total" // ResponseValidationErrors{Uri}
+	ChatConcurrentConnections = "openivs_chat_concurrent_connections"                          // ConcurrentChatConnections
+	ChatRequests              = "openivs_chat_requests_total"                                  // Requests{Action}, MessagingRequests
+	ChatDeliveries            = "openivs_chat_deliveries_total"                                // Deliveries{Action}, MessagingDeliveries
+	ChatInvocationErrors      = "openivs_chat_review_invocation_errors_total"                  // InvocationErrors{Uri}
+	ChatResponseErrors        = "openivs_chat_review_response_validation_errors_total"         // ResponseValidationErrors{Uri}
+	ChatLogErrors             = "openivs_chat_log_destination_errors_total"                    // LogDestinationErrors{LoggingConfiguration}
+	ChatLogAccessDenied       = "openivs_chat_log_destination_access_denied_errors_total"      // LogDestinationAccessDeniedError{LoggingConfiguration}
+	ChatLogNotFound           = "openivs_chat_log_destination_resource_not_found_errors_total" // LogDestinationResourceNotFoundErrors{LoggingConfiguration}
 )
 
 // chatActions are the Action values of Requests and Deliveries; their
@@ -24,6 +27,9 @@ type chatMetrics struct {
 	deliveries       *prometheus.CounterVec
 	invocationErrors *prometheus.CounterVec
 	responseErrors   *prometheus.CounterVec
+	logErrors        *prometheus.CounterVec
+	logAccessDenied  *prometheus.CounterVec
+	logNotFound      *prometheus.CounterVec
 }
 
 func (r *Registry) registerChat() {
@@ -39,6 +45,12 @@ func (r *Registry) registerChat() {
 		"IVS Chat InvocationErrors: message review handler calls that failed or timed out, by handler (the room's messageReviewHandler uri).", "uri")
 	c.responseErrors = counter(ChatResponseErrors,
 		"IVS Chat ResponseValidationErrors: message review handler answers that were not valid, by handler.", "uri")
+	c.logErrors = counter(ChatLogErrors,
+		"IVS Chat LogDestinationErrors: failed deliveries of chat log records, of every kind, by logging configuration ARN.", "logging_configuration")
+	c.logAccessDenied = counter(ChatLogAccessDenied,
+		"IVS Chat LogDestinationAccessDeniedError: deliveries of chat log records the destination refused (S3 403, a local permission error).", "logging_configuration")
+	c.logNotFound = counter(ChatLogNotFound,
+		"IVS Chat LogDestinationResourceNotFoundErrors: deliveries of chat log records to a destination that does not exist (S3 bucket).", "logging_configuration")
 	for _, a := range chatActions {
 		c.requests.WithLabelValues(a)
 		c.deliveries.WithLabelValues(a)
@@ -68,4 +80,17 @@ func (r *Registry) ChatReviewError(uri string, invalidResponse bool) {
 		return
 	}
 	r.chat.invocationErrors.WithLabelValues(uri).Inc()
+}
+
+// ChatLogError counts a failed delivery of chat log records to a logging
+// configuration's destination; accessDenied and notFound say which kind
+// it was, if one of those.
+func (r *Registry) ChatLogError(loggingConfiguration string, accessDenied, notFound bool) {
+	r.chat.logErrors.WithLabelValues(loggingConfiguration).Inc()
+	switch {
+	case accessDenied:
+		r.chat.logAccessDenied.WithLabelValues(loggingConfiguration).Inc()
+	case notFound:
+		r.chat.logNotFound.WithLabelValues(loggingConfiguration).Inc()
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,20 @@ type Config struct {
 	RoomTTL time.Duration
 	// QueueSize bounds the records waiting for the writer; default 8192.
 	QueueSize int
+	// OnDestinationError, when set, is told of each failure to deliver
+	// records to a logging configuration's destination (IVS Chat's
+	// LogDestinationErrors): err wraps blob.ErrNoSuchBucket,
+	// blob.ErrAccessDenied or fs.ErrPermission when that is the cause. It
+	// is called from the Logger's own goroutines and must not block.
+	OnDestinationError func(loggingConfigurationARN string, err error)
 }
+
+// Errors OnDestinationError gets when this node has nowhere to write a
+// destination's records.
+var (
+	ErrNoLocalDir    = errors.New("chatlog: no local directory for CloudWatch Logs and Firehose records")
+	ErrNoObjectStore = errors.New("chatlog: no object store for S3 records")
+)
 
 // Defaults of Config.
 const (
@@ -120,7 +134,7 @@ type Logger struct {
 	// Owned by run.
 	rooms  map[string]roomEntry
 	dests  map[string]destEntry
-	local  map[string][]byte // file path -> lines to append
+	local  map[string]*localBatch // by file path
 	s3     map[s3Target]*s3Buffer
 	warned map[string]time.Time
 }
@@ -172,6 +186,9 @@ func New(cfg Config) (*Logger, error) {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
 	}
+	if cfg.OnDestinationError == nil {
+		cfg.OnDestinationError = func(string, error) {}
+	}
 	l := &Logger{
 		cfg: cfg, log: cfg.Logger,
 		queue:   make(chan entry, cfg.QueueSize),
@@ -180,13 +197,13 @@ func New(cfg Config) (*Logger, error) {
 		runDone: make(chan struct{}),
 		rooms:   make(map[string]roomEntry),
 		dests:   make(map[string]destEntry),
-		local:   make(map[string][]byte),
+		local:   make(map[string]*localBatch),
 		s3:      make(map[s3Target]*s3Buffer),
 		warned:  make(map[string]time.Time),
 	}
 	l.lookups, l.cancelLookup = context.WithCancel(context.Background())
 	if cfg.Buckets != nil {
-		l.up = newUploader(cfg.Buckets, cfg.Logger)
+		l.up = newUploader(cfg.Buckets, cfg.Logger, cfg.OnDestinationError)
 	}
 	go l.run()
 	return l, nil
@@ -380,19 +397,18 @@ func (l *Logger) handle(e entry) {
 	for _, d := range dests {
 		switch {
 		case d.CloudWatchLogs != nil:
-			if l.localOK() {
-				path := CloudWatchPath(l.cfg.Dir, d.CloudWatchLogs.LogGroupName, room.ID)
-				l.local[path] = append(l.local[path], line...)
+			if l.localOK(d.config) {
+				l.addLocal(CloudWatchPath(l.cfg.Dir, d.CloudWatchLogs.LogGroupName, room.ID), d.config, line)
 			}
 		case d.Firehose != nil:
-			if l.localOK() {
-				path := FirehosePath(l.cfg.Dir, d.Firehose.DeliveryStreamName, e.at)
-				l.local[path] = append(l.local[path], line...)
+			if l.localOK(d.config) {
+				l.addLocal(FirehosePath(l.cfg.Dir, d.Firehose.DeliveryStreamName, e.at), d.config, line)
 			}
 		case d.S3 != nil:
 			if l.up == nil {
 				l.warnOnce("no-buckets", "chat logging: no object store, records for S3 logging configurations are dropped",
 					"logging_configuration", d.config, "bucket", d.S3.BucketName)
+				l.cfg.OnDestinationError(d.config, ErrNoObjectStore)
 				continue
 			}
 			l.bufferS3(s3Target{config: d.config, bucket: d.S3.BucketName, room: e.room}, room, e.at, line)
@@ -400,12 +416,32 @@ func (l *Logger) handle(e entry) {
 	}
 }
 
-func (l *Logger) localOK() bool {
+func (l *Logger) localOK(config string) bool {
 	if l.cfg.Dir == "" {
 		l.warnOnce("no-dir", "chat logging: no local directory, records for CloudWatch Logs and Firehose logging configurations are dropped")
+		l.cfg.OnDestinationError(config, ErrNoLocalDir)
 		return false
 	}
 	return true
+}
+
+// localBatch is what waits to be appended to one local file, and the
+// logging configurations it is for (a failed write is an error of each).
+type localBatch struct {
+	lines   []byte
+	configs []string
+}
+
+func (l *Logger) addLocal(path, config string, line []byte) {
+	b := l.local[path]
+	if b == nil {
+		b = &localBatch{}
+		l.local[path] = b
+	}
+	b.lines = append(b.lines, line...)
+	if !slices.Contains(b.configs, config) {
+		b.configs = append(b.configs, config)
+	}
 }
 
 // destinations are the usable destinations of a room's logging
@@ -475,10 +511,13 @@ func (l *Logger) prune() {
 // when several nodes share the directory.
 func (l *Logger) flushLocal() error {
 	var errs []error
-	for path, lines := range l.local {
+	for path, b := range l.local {
 		delete(l.local, path)
-		if err := appendFile(path, lines); err != nil {
+		if err := appendFile(path, b.lines); err != nil {
 			errs = append(errs, err)
+			for _, config := range b.configs {
+				l.cfg.OnDestinationError(config, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

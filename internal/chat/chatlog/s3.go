@@ -79,7 +79,9 @@ func (l *Logger) seal(done <-chan struct{}, t s3Target, b *s3Buffer, res *flushR
 		j := &upload{bucket: t.bucket, key: S3Key(b.room.Account, b.room.Region, b.room.ID, first, randomHash()), body: body, records: n, config: t.config, res: res}
 		res.begin()
 		if !l.up.add(done, j) {
-			res.end(fmt.Errorf("chat logging: upload queue full, %d records for s3://%s dropped", n, t.bucket))
+			err := fmt.Errorf("chat logging: upload queue full, %d records for s3://%s dropped", n, t.bucket)
+			l.cfg.OnDestinationError(t.config, err)
+			res.end(err)
 			l.warn("upload-full", "chat logging: too many S3 objects waiting for the object store, records dropped",
 				"bucket", t.bucket, "records", n)
 		}
@@ -159,6 +161,8 @@ type upload struct {
 type uploader struct {
 	store blob.Store
 	log   *slog.Logger
+	// failed is Config.OnDestinationError: each failed attempt.
+	failed func(config string, err error)
 
 	queue  chan *upload
 	ctx    context.Context // cancelled when Close gives up
@@ -174,9 +178,9 @@ const (
 	uploadTimeout    = 2 * time.Minute
 )
 
-func newUploader(store blob.Store, log *slog.Logger) *uploader {
+func newUploader(store blob.Store, log *slog.Logger, failed func(config string, err error)) *uploader {
 	ctx, cancel := context.WithCancel(context.Background())
-	u := &uploader{store: store, log: log, queue: make(chan *upload, uploadQueue), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	u := &uploader{store: store, log: log, failed: failed, queue: make(chan *upload, uploadQueue), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go u.run()
 	return u
 }
@@ -206,7 +210,9 @@ func (u *uploader) run() {
 	defer close(u.done)
 	for j := range u.queue {
 		if err := u.ctx.Err(); err != nil {
-			j.res.end(fmt.Errorf("chat logging: %d records for s3://%s/%s lost: %w", j.records, j.bucket, j.key, err))
+			err = fmt.Errorf("chat logging: %d records for s3://%s/%s lost: %w", j.records, j.bucket, j.key, err)
+			u.failed(j.config, err)
+			j.res.end(err)
 			continue
 		}
 		j.res.end(u.put(j))
@@ -239,6 +245,7 @@ func (u *uploader) put(j *upload) error {
 			}
 			err = cerr
 		}
+		u.failed(j.config, err)
 		if errors.Is(err, blob.ErrNoSuchBucket) || errors.Is(err, blob.ErrAccessDenied) {
 			u.log.Warn("chat logging: cannot write to the bucket of an S3 logging configuration, records dropped",
 				"logging_configuration", j.config, "bucket", j.bucket, "records", j.records, "err", err)
