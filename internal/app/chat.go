@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/openivs/openivs/internal/awsapi"
@@ -29,8 +30,8 @@ type chatNode struct {
 	// closers run on shutdown, after the HTTP servers stop, last first.
 	closers []func(context.Context) error
 	// maxConns is the chat-concurrent-connections quota (0: unlimited),
-	// which messaging enforces on this node's open connections. Counted
-	// per node: a cluster of N nodes admits up to N times it.
+	// which messaging enforces on the open connections of this node and,
+	// with --nats-url, of the other nodes (as they last reported them).
 	maxConns int64
 }
 
@@ -74,14 +75,18 @@ func (a *App) startChat(ctx context.Context) (node *chatNode, err error) {
 	// Fan-out: in-process, or through NATS so that nodes sharing the
 	// store also share rooms (a subject per room).
 	var bus messaging.Bus = messaging.NewLocalBus()
+	var natsBus *messaging.NATSBus
 	if a.cfg.NATSURL != "" {
-		natsBus, err := messaging.DialNATSBus(a.cfg.NATSURL, a.log.With("component", "chat-nats"))
+		natsBus, err = messaging.DialNATSBus(a.cfg.NATSURL, a.log.With("component", "chat-nats"))
 		if err != nil {
 			return nil, fmt.Errorf("--nats-url: %w", err)
 		}
 		node.closers = append(node.closers, func(context.Context) error { natsBus.Close(); return nil })
 		bus = natsBus
 	}
+	// The other nodes' connections count toward the quota too (set
+	// below, once this node's messaging exists to count its own).
+	var peers atomic.Pointer[messaging.PeerConnections]
 	// Chat logging: the node that publishes an entity records it for the
 	// room's logging configurations — CloudWatch Logs and Firehose into
 	// --chat-log-dir, S3 into the object store recordings use.
@@ -110,11 +115,29 @@ func (a *App) startChat(ctx context.Context) (node *chatNode, err error) {
 		// instead of ~37 KB (docs/benchmarks.md, Chat).
 		ReleaseHandler: true,
 		MaxConnections: int(node.maxConns),
+		PeerConnections: func() int {
+			if p := peers.Load(); p != nil {
+				return p.Others()
+			}
+			return 0
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	node.msgs = msgs
+	if natsBus != nil {
+		cluster, err := svc.ClusterID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p, err := natsBus.ShareConnections(cluster, msgs.Connections, 0)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-url: %w", err)
+		}
+		peers.Store(p)
+		node.closers = append(node.closers, func(context.Context) error { p.Stop(); return nil })
+	}
 	a.metrics.ObserveChatConnections(msgs.Connections)
 	node.demoTokens = svc.DemoTokenHandler()
 	svc.SetBroadcaster(msgs)

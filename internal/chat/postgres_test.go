@@ -53,3 +53,43 @@ func TestRedeemTokenAcrossNodes(t *testing.T) {
 		t.Fatalf("token of a room deleted on another node: %v", err)
 	}
 }
+
+// TestClusterIDShared: nodes sharing a store get one cluster id (they
+// find each other on NATS by it); another store is another cluster.
+func TestClusterIDShared(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	a := newFixture(t, options{disableRateLimits: true, dsn: dsn})
+	b := newFixture(t, options{disableRateLimits: true, dsn: dsn})
+	other := newFixture(t, options{disableRateLimits: true})
+	idA, err := a.svc.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idB, err := b.svc.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.svc.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idOther, err := other.svc.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idA == "" || idA != idB || idA != again {
+		t.Fatalf("cluster ids %q, %q, %q: want one, the same", idA, idB, again)
+	}
+	if idOther == idA {
+		t.Fatalf("another store has the same cluster id %q", idA)
+	}
+	// Not a resource the API shows.
+	rooms, err := a.client.ListRooms(ctx, &sdk.ListRoomsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rooms.Rooms) != 0 {
+		t.Fatalf("ListRooms shows %d rooms", len(rooms.Rooms))
+	}
+}

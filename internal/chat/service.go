@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,9 @@ const (
 	// KindChatToken is an unredeemed chat token (parent = room, so
 	// deleting the room deletes its tokens); never visible through the API.
 	KindChatToken = "chat-token"
+	// KindChatCluster names the nodes sharing the store, so that they
+	// find each other on NATS (ClusterID); never visible through the API.
+	KindChatCluster = "chat-cluster"
 )
 
 // Config wires the service.
@@ -258,4 +263,24 @@ func (s *Service) paginate(ctx context.Context, call *awsapi.Call, q store.Query
 		Filters: filters, MaxResults: maxResults, NextToken: nextToken, Keep: keep,
 		DefaultMax: 50, // ListRooms and ListLoggingConfigurations: "Default: 50"
 	})
+}
+
+// ClusterID is a random id every node sharing the store gets the same of,
+// made on first use: the nodes that share rooms, and so the account's
+// connection quota, use it to find each other.
+func (s *Service) ClusterID(ctx context.Context) (string, error) {
+	id := make([]byte, 12)
+	_, _ = rand.Read(id)
+	doc, _ := json.Marshal(hex.EncodeToString(id))
+	r, err := store.GetOrInsert(ctx, s.store, &store.Resource{
+		ARN: s.arn(s.cfg.AccountID, KindChatCluster, "default"), Kind: KindChatCluster, Account: s.cfg.AccountID, Doc: doc,
+	})
+	if err != nil {
+		return "", err
+	}
+	var got string
+	if err := json.Unmarshal(r.Doc, &got); err != nil || got == "" {
+		return "", errors.New("chat: the stored cluster id is damaged")
+	}
+	return got, nil
 }

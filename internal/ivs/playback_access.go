@@ -165,32 +165,20 @@ func (s *Service) PruneSingleUseTokens(ctx context.Context, now time.Time) (int,
 // PlaybackSessionKey returns the key that signs viewer sessions, creating
 // it on first use; every node sharing the store gets the same one.
 func (s *Service) PlaybackSessionKey(ctx context.Context) ([]byte, error) {
-	arn := s.arn(s.cfg.AccountID, KindPlaybackSessionKey, "default")
-	for attempt := 0; attempt < 2; attempt++ {
-		r, err := s.store.Get(ctx, arn)
-		if err == nil {
-			var key []byte
-			if err := json.Unmarshal(r.Doc, &key); err != nil || len(key) < 32 {
-				return nil, errors.New("ivs: the stored playback session key is damaged")
-			}
-			return key, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
-		key := make([]byte, 32)
-		_, _ = rand.Read(key)
-		doc, _ := json.Marshal(key)
-		err = s.store.Insert(ctx, &store.Resource{ARN: arn, Kind: KindPlaybackSessionKey, Account: s.cfg.AccountID, Doc: doc}, store.Quota{})
-		if err == nil {
-			return key, nil
-		}
-		if !errors.Is(err, store.ErrAlreadyExists) {
-			return nil, err
-		}
-		// Another node created it first: read theirs.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	doc, _ := json.Marshal(key)
+	r, err := store.GetOrInsert(ctx, s.store, &store.Resource{
+		ARN: s.arn(s.cfg.AccountID, KindPlaybackSessionKey, "default"), Kind: KindPlaybackSessionKey, Account: s.cfg.AccountID, Doc: doc,
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, errors.New("ivs: could not create the playback session key")
+	key = nil
+	if err := json.Unmarshal(r.Doc, &key); err != nil || len(key) < 32 {
+		return nil, errors.New("ivs: the stored playback session key is damaged")
+	}
+	return key, nil
 }
 
 // SetPlaybackRulesListener connects playback (called by internal/app):

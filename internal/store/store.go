@@ -112,3 +112,28 @@ type ReferencedError struct{ ARN, By string }
 func (e *ReferencedError) Error() string {
 	return fmt.Sprintf("store: %s is referenced by %s", e.ARN, e.By)
 }
+
+// GetOrInsert returns the resource at r.ARN, inserting r when there is
+// none: of several nodes racing to create it, every one gets the same
+// (the first inserted). For values a cluster shares and makes on first
+// use, such as a signing key.
+func GetOrInsert(ctx context.Context, s Store, r *Resource) (*Resource, error) {
+	for range 2 {
+		got, err := s.Get(ctx, r.ARN)
+		if err == nil {
+			return got, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		err = s.Insert(ctx, r, Quota{})
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, ErrAlreadyExists) {
+			return nil, err
+		}
+		// Another node inserted it first: read theirs.
+	}
+	return nil, fmt.Errorf("store: could not get or insert %s", r.ARN)
+}

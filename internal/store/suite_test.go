@@ -49,6 +49,7 @@ func runSuite(t *testing.T, fresh func(t *testing.T) location) {
 		{"ConcurrentQuota", testConcurrentQuota},
 		{"ConcurrentParentDelete", testConcurrentParentDelete},
 		{"ConcurrentRefDelete", testConcurrentRefDelete},
+		{"ConcurrentGetOrInsert", testConcurrentGetOrInsert},
 		{"OutboxWithWrites", testOutboxWithWrites},
 		{"OutboxSettle", testOutboxSettle},
 		{"OutboxSkipAndCompact", testOutboxSkipAndCompact},
@@ -909,5 +910,32 @@ func testReopen(t *testing.T, loc location) {
 	defer s.Close()
 	if l, err := s.List(ctx, Query{Kind: "k"}); err != nil || len(l) != 0 {
 		t.Fatalf("after deleting the parent and reopening: %v, %v", arns(l), err)
+	}
+}
+
+// testConcurrentGetOrInsert: nodes racing to make a shared value all get
+// the one that was inserted first.
+func testConcurrentGetOrInsert(t *testing.T, s Store) {
+	ctx := t.Context()
+	const n = 20
+	got := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, err := GetOrInsert(ctx, s, &Resource{ARN: "shared-key", Kind: "k", Doc: fmt.Appendf(nil, `{"by":%d}`, i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- string(r.Doc)
+		})
+	}
+	wg.Wait()
+	close(got)
+	stored := string(mustGet(t, s, "shared-key").Doc)
+	for doc := range got {
+		if doc != stored {
+			t.Fatalf("GetOrInsert returned %s, the store holds %s", doc, stored)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivschat"
@@ -111,4 +112,57 @@ func TestChatAcrossNATS(t *testing.T) {
 	}
 	_, err = cb.GetRoom(cx, &ivschat.GetRoomInput{Identifier: room.Arn})
 	wantChatNotFound(t, err, "GetRoom on B after DeleteRoom on A", aws.ToString(room.Id), chattypes.ResourceTypeRoom)
+}
+
+// TestChatQuotaAcrossNATS: the chat-concurrent-connections quota is the
+// account's, so two nodes on one NATS count each other's connections: with
+// a quota of 2, one connection on A and one on B leave no room for a third
+// on either node; once B's closes, A takes one again.
+func TestChatQuotaAcrossNATS(t *testing.T) {
+	t.Parallel()
+	natsURL := natstest.URL(t)
+	dsn := pgtest.DSN(t)
+	quota := "quotas:\n  chat-concurrent-connections: 2\n"
+	a := startServer(t, serverOpts{Store: dsn, Config: quota, Args: []string{"--nats-url", natsURL}})
+	b := startServer(t, serverOpts{Store: dsn, Config: quota, Args: []string{"--nats-url", natsURL}})
+	ca := ivschatClient(t, a)
+	arn := aws.ToString(createChatRoom(t, ca, nil).Arn)
+	token := func(user string) string {
+		return mintChatToken(t, ca, arn, user, nil, chattypes.ChatTokenCapabilitySendMessage) // ready() sends
+	}
+
+	dialChat(t, chatWSURL(a), token("on-a"), "on-a").ready(t)
+	onB := dialChat(t, chatWSURL(b), token("on-b"), "on-b")
+	onB.ready(t)
+
+	// Each node hears the other's count within about a second.
+	refused := func(srv *server) bool {
+		ws, resp, err := dialChatWS(chatWSURL(srv), token("third"))
+		if err == nil {
+			_ = ws.Close(websocket.StatusNormalClosure, "")
+			return false
+		}
+		if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("third connection: %v (response %v), want HTTP 429 or success", err, resp)
+		}
+		return true
+	}
+	for _, srv := range []*server{a, b} {
+		deadline := time.Now().Add(chatWait)
+		for !refused(srv) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d still admits a third connection with one open on each node and a quota of 2", srv.HTTP)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	_ = onB.ws.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(chatWait)
+	for refused(a) {
+		if time.Now().After(deadline) {
+			t.Fatal("A still refuses a second connection after B's closed")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -1131,7 +1131,7 @@ func testChatQuotas(t *testing.T) {
 		}
 	}
 
-	// chat-concurrent-connections: 1 open connection per node.
+	// chat-concurrent-connections: 1 open connection.
 	ws := dialChat(t, chatWSURL(srv), mintChatToken(t, c, aws.ToString(room.Arn), "one", nil), "one")
 	_, resp, err := dialChatWS(chatWSURL(srv), mintChatToken(t, c, aws.ToString(room.Arn), "two", nil))
 	if err == nil {

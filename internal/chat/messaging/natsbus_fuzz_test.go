@@ -42,3 +42,25 @@ func FuzzNATSEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPeerCount: another node's connection count message is decoded
+// without panics and only within bounds.
+func FuzzPeerCount(f *testing.F) {
+	f.Add("node1", []byte("12"))
+	f.Add("", []byte("3"))
+	f.Add("x", []byte("-1"))
+	f.Add("x", []byte("99999999999999999999"))
+	f.Fuzz(func(t *testing.T, id string, data []byte) {
+		m := &nats.Msg{Subject: "s", Header: nats.Header{}, Data: data}
+		if id != "" {
+			m.Header.Set(hdrNode, id)
+		}
+		got, n, err := decodePeerCount(m)
+		if err != nil {
+			return
+		}
+		if got == "" || n < 0 || n > maxPeerCount {
+			t.Fatalf("decoded %q %d from %q %q", got, n, id, data)
+		}
+	})
+}

@@ -88,10 +88,14 @@ type Config struct {
 	// ReviewTimeout bounds Review (IVS: 200 ms). Default 200 ms.
 	ReviewTimeout time.Duration
 
-	// MaxConnections bounds this server's open connections (IVS's
-	// chat-concurrent-connections quota, per node); past it the upgrade
-	// is refused with 429 before the token is spent. 0: unlimited.
+	// MaxConnections bounds the open connections (IVS's
+	// chat-concurrent-connections quota): this server's plus
+	// PeerConnections'; past it the upgrade is refused with 429 before the
+	// token is spent. 0: unlimited.
 	MaxConnections int
+	// PeerConnections, when set, is the number of connections the other
+	// nodes serving the account hold (NATSBus.ShareConnections).
+	PeerConnections func() int
 	// ReleaseHandler makes ServeHTTP return as soon as the WebSocket is
 	// open, the connection living on in a goroutine of its own. net/http
 	// then frees what it holds for the request until its handler returns
@@ -201,7 +205,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.active.Done()
-	if n := s.conns.Add(1); s.cfg.MaxConnections > 0 && n > int64(s.cfg.MaxConnections) {
+	if n := s.conns.Add(1); s.cfg.MaxConnections > 0 && n+s.peerConnections() > int64(s.cfg.MaxConnections) {
 		s.conns.Add(-1)
 		http.Error(w, "chat: concurrent chat connections quota exceeded", http.StatusTooManyRequests)
 		return
@@ -271,6 +275,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.active.Done()
 		run()
 	}()
+}
+
+// peerConnections is what the other nodes hold (0 without peers).
+func (s *Server) peerConnections() int64 {
+	if s.cfg.PeerConnections == nil {
+		return 0
+	}
+	return int64(s.cfg.PeerConnections())
 }
 
 // Connections is the number of open connections (and upgrades under way)
