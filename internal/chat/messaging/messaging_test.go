@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -564,5 +565,83 @@ func rawDial(t testing.TB, h *harness, token string) net.Conn {
 func TestNewNeedsControl(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("New without Control succeeded")
+	}
+}
+
+// gatedBus is a LocalBus whose Subscribe to one room waits for release,
+// as a NATS subscription waits for a slow server.
+type gatedBus struct {
+	*LocalBus
+	room    string
+	release chan struct{}
+	waiting chan struct{} // closed when Subscribe starts waiting
+}
+
+func (b *gatedBus) Subscribe(room string, fn func(Envelope)) (func(), error) {
+	if room == b.room {
+		close(b.waiting)
+		<-b.release
+	}
+	return b.LocalBus.Subscribe(room, fn)
+}
+
+// TestSlowSubscribeHoldsUpOnlyItsRoom: while the bus is slow to subscribe
+// this node to a room, clients of other rooms connect as usual; the
+// room's own clients connect once it is subscribed, and hear each other.
+func TestSlowSubscribeHoldsUpOnlyItsRoom(t *testing.T) {
+	bus := &gatedBus{LocalBus: NewLocalBus(), room: testRoom, release: make(chan struct{}), waiting: make(chan struct{})}
+	h := newHarness(t, func(c *Config) { c.Bus = bus })
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(bus.release) }) }
+	t.Cleanup(release) // before the harness's Shutdown, should the test fail early
+	other := "arn:aws:ivschat:us-west-2:123456789012:room/other"
+	h.ctl.setRoom(chat.Room{ARN: other, MaximumMessageLength: 500, MaximumMessageRatePerSecond: 10})
+
+	joined := make(chan *client, 2)
+	for _, user := range []string{"alice", "carol"} {
+		token, _, _ := h.ctl.issue(tokenSpec{UserID: user, Capabilities: []string{chat.CapSendMessage}})
+		go func() {
+			ws, _, err := h.dial(context.Background(), token)
+			if err != nil {
+				t.Errorf("%s: %v", user, err)
+				joined <- nil
+				return
+			}
+			t.Cleanup(func() { _ = ws.CloseNow() })
+			joined <- newClient(t, ws)
+		}()
+	}
+	<-bus.waiting
+
+	// Another room's client is not held up behind the slow subscribe.
+	token, _, _ := h.ctl.issue(tokenSpec{Room: other, UserID: "zed", Capabilities: []string{chat.CapSendMessage}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ws, _, err := h.dial(ctx, token)
+	if err != nil {
+		t.Fatalf("a client of another room, while this node subscribes to the first: %v", err)
+	}
+	zed := newClient(t, ws)
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	zed.say("z", "not waiting")
+	if e := zed.next(); e.Content != "not waiting" {
+		t.Fatalf("zed got %+v", e)
+	}
+	select {
+	case <-joined:
+		t.Fatal("a client of the room connected before the room was subscribed")
+	default:
+	}
+
+	release()
+	alice, carol := <-joined, <-joined
+	if alice == nil || carol == nil {
+		t.FailNow()
+	}
+	alice.say("a", "both joined")
+	for _, c := range []*client{alice, carol} {
+		if e := c.next(); e.Content != "both joined" {
+			t.Fatalf("got %+v", e)
+		}
 	}
 }

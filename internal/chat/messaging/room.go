@@ -12,8 +12,11 @@ import (
 // the Bus, plus the room-wide send rate limit and a short-lived copy of
 // the room's settings.
 type room struct {
-	arn         string
-	obs         Observer
+	arn string
+	obs Observer
+	// subscribed is closed once the Bus subscription is made (by the
+	// room's first joiner); unsubscribe is set before.
+	subscribed  chan struct{}
 	unsubscribe func()
 	// changed runs (without blocking) when the room's settings change.
 	changed func()
@@ -34,7 +37,7 @@ type room struct {
 }
 
 func newRoom(arn string, obs Observer) *room {
-	return &room{arn: arn, obs: obs, conns: make(map[*conn]struct{})}
+	return &room{arn: arn, obs: obs, subscribed: make(chan struct{}), conns: make(map[*conn]struct{})}
 }
 
 // deliver hands env to every local connection without blocking: a

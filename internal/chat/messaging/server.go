@@ -402,26 +402,16 @@ func (s *Server) recheckRoom(r *room) {
 }
 
 // join adds c to its room, subscribing this node to the room on the Bus
-// when c is its first local connection.
+// when c is its first local connection. It returns once the room is
+// subscribed, so that c hears whatever is sent to the room after that.
 func (s *Server) join(c *conn) {
 	arn := c.grant.RoomARN
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r := s.rooms[arn]
-	if r == nil {
+	first := r == nil
+	if first {
 		r = newRoom(arn, s.cfg.Observer)
 		r.changed = func() { go s.recheckRoom(r) }
-		unsubscribe, err := s.cfg.Bus.Subscribe(arn, r.deliver)
-		if err != nil {
-			// The connection still works for its own requests' errors;
-			// it just hears nothing until the bus is back.
-			s.log.Error("chat: subscribe room", "room", arn, "err", err)
-			unsubscribe = func() {}
-		}
-		r.unsubscribe = unsubscribe
-		// A deletion announced before this node was subscribed (between
-		// the token's redemption and now) was not heard: ask once.
-		r.changed()
 		s.rooms[arn] = r
 	}
 	c.room = r
@@ -441,6 +431,27 @@ func (s *Server) join(c *conn) {
 		// Shutdown began after ServeHTTP let c in and has not seen it.
 		c.kick(websocket.StatusGoingAway, "server shutting down")
 	}
+	s.mu.Unlock()
+
+	// Subscribing may be a round trip to NATS: it runs outside s.mu, so
+	// that other rooms' clients come and go meanwhile, and the room's
+	// other joiners wait for it.
+	if !first {
+		<-r.subscribed
+		return
+	}
+	unsubscribe, err := s.cfg.Bus.Subscribe(arn, r.deliver)
+	if err != nil {
+		// The connection still works for its own requests' errors;
+		// it just hears nothing until the bus is back.
+		s.log.Error("chat: subscribe room", "room", arn, "err", err)
+		unsubscribe = func() {}
+	}
+	r.unsubscribe = unsubscribe // read by leave, after a joiner saw subscribed closed
+	close(r.subscribed)
+	// A deletion announced before this node was subscribed (between the
+	// token's redemption and now) was not heard: ask once.
+	r.changed()
 }
 
 // leave removes c from its room, unsubscribing from the room with its last
