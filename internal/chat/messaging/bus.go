@@ -17,6 +17,9 @@ type Envelope struct {
 	// Action is the messaging operation the frame carries out (Metric*
 	// constants), for the Deliveries metric; empty: not counted.
 	Action string `json:",omitempty"`
+	// Remote is set by the Bus on delivery: another node published the
+	// envelope (its messages then draw on this node's room rate too).
+	Remote bool `json:"-"`
 	// RoomChanged, with no Frame, says the room's settings changed or
 	// the room was deleted: every node reads them again at once, and
 	// closes the room's connections if it is gone.

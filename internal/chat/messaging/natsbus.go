@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -32,6 +33,7 @@ const (
 	hdrDisconnectUser = "Openivs-Disconnect-User"
 	hdrRoomChanged    = "Openivs-Room-Changed"
 	hdrAction         = "Openivs-Action"
+	hdrOrigin         = "Openivs-Origin" // the publishing bus's id
 )
 
 const (
@@ -72,6 +74,9 @@ type NATSBus struct {
 	owned  chan struct{} // closed once an owned nc is closed; nil when nc is not ours
 	prefix string
 	log    *slog.Logger
+	// id marks what this bus publishes (hdrOrigin), so that its
+	// subscribers tell the other nodes' envelopes from its own.
+	id string
 
 	mu     sync.Mutex
 	closed atomic.Bool // set under mu, read without it by Publish
@@ -95,7 +100,7 @@ func NewNATSBus(nc *nats.Conn, subjectPrefix string, logger *slog.Logger) *NATSB
 	if nc.Opts.NoEcho {
 		logger.Error("chat: the NATS connection is NoEcho: this node's clients will not hear each other")
 	}
-	return &NATSBus{nc: nc, prefix: subjectPrefix, log: logger, subs: make(map[*natsSub]struct{})}
+	return &NATSBus{nc: nc, prefix: subjectPrefix, log: logger, id: rand.Text(), subs: make(map[*natsSub]struct{})}
 }
 
 // DialNATSBus connects to NATS (url may list several servers, comma
@@ -206,7 +211,9 @@ func (b *NATSBus) Publish(ctx context.Context, env Envelope) error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("chat bus: publish to room %s: NATS connection is %s", env.Room, st)
 	}
-	if err := b.nc.PublishMsg(encodeEnvelope(b.subject(env.Room), env)); err != nil {
+	m := encodeEnvelope(b.subject(env.Room), env)
+	m.Header.Set(hdrOrigin, b.id)
+	if err := b.nc.PublishMsg(m); err != nil {
 		return fmt.Errorf("chat bus: publish to room %s: %w", env.Room, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -282,6 +289,7 @@ func (s *natsSub) handle(m *nats.Msg) {
 		s.bus.log.Debug("chat: dropped a malformed NATS envelope", "subject", m.Subject, "room", s.room, "err", err)
 		return
 	}
+	env.Remote = m.Header.Get(hdrOrigin) != s.bus.id
 	if env.Room != s.room {
 		s.bus.log.Debug("chat: dropped a NATS envelope of another room (subject hash collision)",
 			"subject", m.Subject, "room", s.room, "other", env.Room)

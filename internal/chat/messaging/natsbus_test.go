@@ -106,8 +106,12 @@ func publish(t testing.TB, b Bus, env Envelope) {
 	}
 }
 
+// sameEnvelope compares what was published with what was delivered,
+// apart from Remote, which only delivery sets (TestNATSBusDelivers checks
+// it).
 func sameEnvelope(t testing.TB, got, want Envelope) {
 	t.Helper()
+	got.Remote = false
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got envelope %+v (frame %q), want %+v (frame %q)", got, got.Frame, want, want.Frame)
 	}
@@ -132,17 +136,25 @@ func TestNATSBusDelivers(t *testing.T) {
 	subscribe(t, b, roomX, onB)
 	subscribe(t, b, roomY, onBY)
 
+	// Remote: whether another node published it.
+	remote := func(env Envelope, want bool) Envelope {
+		t.Helper()
+		if env.Remote != want {
+			t.Fatalf("envelope %q: Remote %v, want %v", env.Frame, env.Remote, want)
+		}
+		return env
+	}
 	fromA := Envelope{Room: roomX, Frame: frame("from-a")}
 	publish(t, a, fromA)
-	sameEnvelope(t, onA.next(), fromA)
-	sameEnvelope(t, onB.next(), fromA)
+	sameEnvelope(t, remote(onA.next(), false), fromA)
+	sameEnvelope(t, remote(onB.next(), true), fromA)
 	fromB := Envelope{Room: roomX, Frame: frame("from-b")}
 	publish(t, b, fromB)
 	if n, err := ncB.Buffered(); err != nil || n != 0 {
 		t.Fatalf("Publish returned with %d bytes not yet sent (%v)", n, err)
 	}
-	sameEnvelope(t, onA.next(), fromB)
-	sameEnvelope(t, onB.next(), fromB)
+	sameEnvelope(t, remote(onA.next(), true), fromB)
+	sameEnvelope(t, remote(onB.next(), false), fromB)
 
 	// One node's envelopes arrive everywhere in the order it sent them.
 	const n = 200
@@ -741,4 +753,28 @@ func BenchmarkNATSBusRoundTrip(b *testing.B) {
 		}
 		<-got
 	}
+}
+
+// TestNATSRoomRateAcrossNodes: a room's maximumMessageRatePerSecond holds
+// across the nodes: the messages another node admitted draw on this
+// node's budget for the room as well.
+func TestNATSRoomRateAcrossNodes(t *testing.T) {
+	ctl, node1, node2 := newNATSPair(t)
+	ctl.setRoom(chat.Room{ARN: testRoom, MaximumMessageLength: 500, MaximumMessageRatePerSecond: 2})
+	alice := node1.connect("alice", chat.CapSendMessage)
+	bob := node2.connect("bob", chat.CapSendMessage)
+	heard := func(content string) {
+		t.Helper()
+		for _, c := range []*client{alice, bob} {
+			if e := c.next(); e.Type != TypeMessage || e.Content != content {
+				t.Fatalf("got %+v, want message %q", e, content)
+			}
+		}
+	}
+	bob.say("b0", "bob's first")     // node 2: 1 of 2 left
+	heard("bob's first")             // (node 1 has no sender yet, so no budget)
+	alice.say("a1", "alice's first") // node 1: 1 of 2 left; node 2: 0
+	heard("alice's first")
+	bob.say("b1", "one too many")
+	bob.expectError("b1", CodeTooManyRequests)
 }

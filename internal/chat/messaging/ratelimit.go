@@ -18,15 +18,26 @@ func newBucket(rate, burst int, now time.Time) bucket {
 
 // allow takes a token if there is one.
 func (b *bucket) allow(now time.Time) bool {
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = min(b.burst, b.tokens+dt*b.rate)
-		b.last = now
-	}
+	b.refill(now)
 	if b.tokens < 1 {
 		return false
 	}
 	b.tokens--
 	return true
+}
+
+// spend takes a token for something admitted elsewhere: down to none,
+// never into debt.
+func (b *bucket) spend(now time.Time) {
+	b.refill(now)
+	b.tokens = max(0, b.tokens-1)
+}
+
+func (b *bucket) refill(now time.Time) {
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = min(b.burst, b.tokens+dt*b.rate)
+		b.last = now
+	}
 }
 
 // setRate follows a room's maximumMessageRatePerSecond when UpdateRoom

@@ -32,12 +32,18 @@ type room struct {
 	settingsMu sync.Mutex
 	settings   *chat.Room
 	fetched    time.Time
-	rate       bucket
-	rateInit   bool
+
+	// rateMu guards the room's maximumMessageRatePerSecond budget, which
+	// the messages of every node draw on (apart from deliver's lock, so
+	// that the Bus is never held up by a control-plane look-up).
+	rateMu   sync.Mutex
+	rate     bucket
+	rateInit bool
+	now      func() time.Time
 }
 
-func newRoom(arn string, obs Observer) *room {
-	return &room{arn: arn, obs: obs, subscribed: make(chan struct{}), conns: make(map[*conn]struct{})}
+func newRoom(arn string, obs Observer, now func() time.Time) *room {
+	return &room{arn: arn, obs: obs, now: now, subscribed: make(chan struct{}), conns: make(map[*conn]struct{})}
 }
 
 // deliver hands env to every local connection without blocking: a
@@ -50,6 +56,9 @@ func (r *room) deliver(env Envelope) {
 			r.changed()
 		}
 		return
+	}
+	if env.Remote && env.Action == MetricSendMessage {
+		r.spendRemoteMessage()
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -103,11 +112,22 @@ func (r *room) allowMessage(perSecond int, now time.Time) bool {
 	if perSecond <= 0 {
 		return true
 	}
-	r.settingsMu.Lock()
-	defer r.settingsMu.Unlock()
+	r.rateMu.Lock()
+	defer r.rateMu.Unlock()
 	if !r.rateInit {
 		r.rate, r.rateInit = newBucket(perSecond, perSecond, now), true
 	}
 	r.rate.setRate(perSecond)
 	return r.rate.allow(now)
+}
+
+// spendRemoteMessage draws a message another node admitted to the room
+// from this node's budget too, so that the room's rate holds across the
+// nodes: every node with a sender in the room hears every message.
+func (r *room) spendRemoteMessage() {
+	r.rateMu.Lock()
+	defer r.rateMu.Unlock()
+	if r.rateInit { // no budget yet: no local sender so far
+		r.rate.spend(r.now())
+	}
 }

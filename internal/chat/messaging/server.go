@@ -410,7 +410,7 @@ func (s *Server) join(c *conn) {
 	r := s.rooms[arn]
 	first := r == nil
 	if first {
-		r = newRoom(arn, s.cfg.Observer)
+		r = newRoom(arn, s.cfg.Observer, s.cfg.Now)
 		r.changed = func() { go s.recheckRoom(r) }
 		s.rooms[arn] = r
 	}
