@@ -177,6 +177,11 @@ func TestChatMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Closed before the app shuts down (cleanups run last first): nobody
+	// reads these sockets to answer the server's close handshake, which
+	// would hold Shutdown up to its deadline and let the connections log
+	// after the test.
+	t.Cleanup(func() { _ = alice.CloseNow(); _ = bob.CloseNow() })
 	readOne := func(ws *websocket.Conn) string {
 		t.Helper()
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
