@@ -27,14 +27,11 @@ import (
 )
 
 func chatClient(a *App) *chatsdk.Client {
-	creds := a.Credentials()
 	return chatsdk.New(chatsdk.Options{
 		Region:       a.cfg.Region,
-		BaseEndpoint: aws.String("http://127.0.0.1:" + strconv.Itoa(a.Ports()["http"])),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}, nil
-		}),
-		Retryer: awstest.Retryer(),
+		BaseEndpoint: aws.String(apiEndpoint(a)),
+		Credentials:  apiCredentials(a),
+		Retryer:      awstest.Retryer(),
 	})
 }
 
@@ -220,7 +217,7 @@ func TestChatMetrics(t *testing.T) {
 		// appends every second).
 		`openivs_chat_log_destination_errors_total{logging_configuration="` + *lc.Arn + `"} `,
 	}
-	url := "http://127.0.0.1:" + strconv.Itoa(a.Ports()["http"]) + "/metrics"
+	url := apiEndpoint(a) + "/metrics"
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get(url)

@@ -18,14 +18,22 @@ import (
 )
 
 func sdkClient(a *App) *ivssdk.Client {
-	creds := a.Credentials()
 	return ivssdk.New(ivssdk.Options{
 		Region:       a.cfg.Region,
-		BaseEndpoint: aws.String("http://127.0.0.1:" + strconv.Itoa(a.Ports()["http"])),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}, nil
-		}),
-		Retryer: awstest.Retryer(),
+		BaseEndpoint: aws.String(apiEndpoint(a)),
+		Credentials:  apiCredentials(a),
+		Retryer:      awstest.Retryer(),
+	})
+}
+
+// apiEndpoint is the app's API on its HTTP port.
+func apiEndpoint(a *App) string { return "http://127.0.0.1:" + strconv.Itoa(a.Ports()["http"]) }
+
+// apiCredentials signs AWS SDK calls with the app's root credentials.
+func apiCredentials(a *App) aws.CredentialsProvider {
+	creds := a.Credentials()
+	return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}, nil
 	})
 }
 

@@ -261,3 +261,34 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestFailedUpgradeLeavesNoTrace: a connection joins its room before the
+// upgrade is answered; when the upgrade then fails (here an unsupported
+// WebSocket version), it leaves the room and the connection count again,
+// and the room works for the next client.
+func TestFailedUpgradeLeavesNoTrace(t *testing.T) {
+	h := newHarness(t, released)
+	token, _, _ := h.ctl.issue(tokenSpec{UserID: "old-client"})
+	nc, err := net.Dial("tcp", h.hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Protocol: %s\r\n\r\n", token)
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		t.Fatal("upgraded a WebSocket version 8 handshake")
+	}
+	waitFor(t, func() bool { return h.srv.Connections() == 0 && h.conns(testRoom) == 0 })
+
+	alice := h.connect("alice", chat.CapSendMessage)
+	alice.say("1", "still works")
+	if e := alice.next(); e.Content != "still works" {
+		t.Fatalf("got %+v", e)
+	}
+	waitFor(t, func() bool { return h.srv.Connections() == 1 && h.conns(testRoom) == 1 })
+}
